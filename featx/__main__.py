@@ -1,0 +1,3 @@
+from featx.cli import main
+
+main()

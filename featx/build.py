@@ -1,0 +1,185 @@
+"""``featx build``: labelled images -> ``train.h5``, ``val.h5``, ``test.h5``, ``mean.json``, ``build.json``."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from featx import __version__
+from featx.data.decode import RESIZE_MODES
+from featx.data.discover import Discovery, discover
+from featx.data.pool import decode_images, default_workers
+from featx.data.splits import shuffle_preset, stratified_split
+from featx.errors import FeatxError
+from featx.store import StoreWriter
+from featx.utils import atomic_write_json
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    mean_rgb: list[float] | None = None
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    reused: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        total = sum(sum(c.values()) for c in self.counts.values())
+        parts = ", ".join(f"{s} {sum(self.counts[s].values())}" for s in SPLITS if s in self.counts)
+        line = f"wrote {total} images ({parts}) to {self.out_dir}"
+        if self.skipped:
+            reasons: dict[str, int] = {}
+            for s in self.skipped:
+                key = s["reason"].split(" (")[0]
+                reasons[key] = reasons.get(key, 0) + 1
+            line += f"; skipped {len(self.skipped)} files (" + ", ".join(f"{v} {k}" for k, v in reasons.items())
+            line += "; listed in build.json)"
+        return line
+
+
+def plan_splits(d: Discovery, *, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
+    """Indices into ``d.paths`` for each split: the preset folders, or a stratified split."""
+    if d.splits is not None:
+        return {s: shuffle_preset(d.splits.get(s, []), seed) for s in SPLITS}
+    return stratified_split(d.labels, val=val, test=test, seed=seed)
+
+
+def build(
+    src: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    size: int = 256,
+    resize: str = "aspect",
+    val: float = 0.1,
+    test: float = 0.1,
+    seed: int = 42,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    slab_rows: int | None = None,
+) -> BuildResult:
+    """Write the images of ``src`` into the HDF5 store in ``out_dir``. Resumable and atomic per file."""
+    if resize not in RESIZE_MODES:
+        raise FeatxError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    if size < 8:
+        raise FeatxError(f"--size must be at least 8 pixels. Received: {size}")
+    t0 = time.perf_counter()
+    d = discover(src)
+    d.require_classes(2)
+    splits = plan_splits(d, val=val, test=test, seed=seed)
+    if not len(splits["train"]):
+        raise FeatxError(f"no training images in {d.root}")
+    out_dir = Path(out_dir)
+    workers = workers or default_workers()
+    content = {"src": str(d.root), "layout": d.layout, "size": size, "resize": resize, "val": val, "test": test, "seed": seed}
+    result = BuildResult(out_dir=out_dir, skipped=[{**s, "stage": "discover"} for s in d.skipped])
+    label_names = d.label_names
+    all_labels = np.asarray(d.labels)
+    decoded = 0
+
+    for split in SPLITS:
+        idx = splits[split]
+        if len(idx) == 0:
+            continue
+        paths = [d.paths[i] for i in idx]
+        writer = StoreWriter(
+            out_dir / f"{split}.h5",
+            kind="images",
+            row_shape=(size, size, 3),
+            dtype=np.uint8,
+            paths=paths,
+            labels=all_labels[idx],
+            label_names=label_names,
+            config={**content, "split": split},
+            compute_mean=(split == "train"),
+            overwrite=overwrite,
+            slab_rows=slab_rows,
+        )
+        if writer.done:
+            result.reused.append(split)
+        else:
+            with writer:
+                start = writer.next_index
+                abs_paths = [str(d.root / p) for p in paths]
+                bar = tqdm(
+                    total=len(paths), initial=start, desc=f"build {split}", unit="img",
+                    disable=None if progress is None else not progress, dynamic_ncols=True,
+                )
+                with bar:
+                    for i, img, reason in decode_images(abs_paths, size=size, resize=resize, start=start, workers=workers):
+                        if img is None:
+                            writer.skip(i, reason)
+                        else:
+                            writer.add(i, img)
+                        decoded += 1
+                        bar.update(1)
+                writer.finish()
+        result.files[split] = writer.path
+        result.skipped.extend({**s, "split": split, "stage": "decode"} for s in _skips_of(writer))
+
+    result.seconds = time.perf_counter() - t0
+    result.images_per_second = decoded / result.seconds if result.seconds > 0 else 0.0
+    _write_reports(result, d, label_names, content, workers)
+    return result
+
+
+def _skips_of(writer: StoreWriter) -> list[dict]:
+    """Skips recorded by a writer, or the ones stored in an already complete file's build.json."""
+    if writer.skipped:
+        return [{"path": s["path"], "reason": s["reason"]} for s in writer.skipped]
+    return []
+
+
+def _write_reports(result: BuildResult, d: Discovery, label_names: list[str], content: dict, workers: int) -> None:
+    from featx.store import open_store
+
+    counts: dict[str, dict[str, int]] = {}
+    for split, path in result.files.items():
+        with open_store(path, kind="images") as r:
+            bc = np.bincount(r.labels, minlength=len(label_names))
+            counts[split] = {name: int(c) for name, c in zip(label_names, bc)}
+            if split == "train":
+                result.mean_rgb = r.mean_rgb
+    result.counts = counts
+    old_skips = []
+    build_json = result.out_dir / "build.json"
+    if result.reused and build_json.exists():
+        # skips of splits finished in an earlier run are kept from that run's report
+        try:
+            from featx.utils import read_json
+
+            old_skips = [s for s in read_json(build_json).get("skipped", []) if s.get("split") in result.reused]
+        except (OSError, ValueError):
+            old_skips = []
+    result.skipped.extend(old_skips)
+    if result.mean_rgb is not None:
+        r, g, b = result.mean_rgb
+        atomic_write_json(result.out_dir / "mean.json", {"R": r, "G": g, "B": b})
+    atomic_write_json(
+        build_json,
+        {
+            "featx_version": __version__,
+            "config": {**content, "workers": workers},
+            "source": str(d.root),
+            "layout": d.layout,
+            "label_names": label_names,
+            "counts": counts,
+            "totals": {s: sum(c.values()) for s, c in counts.items()},
+            "files": {s: str(p) for s, p in result.files.items()},
+            "skipped_count": len(result.skipped),
+            "skipped": result.skipped,
+            "seconds": round(result.seconds, 3),
+            "images_per_second": round(result.images_per_second, 2),
+            "reused_splits": result.reused,
+        },
+    )

@@ -1,0 +1,99 @@
+"""The ``featx`` command: one click group, one module per subcommand, imported only when used.
+
+Lazy loading keeps start-up fast (``featx fit --help`` does not import TensorFlow). Every
+subcommand runs inside :meth:`FeatxGroup.invoke`, which turns library errors into one line on
+stderr and exit code 1: no tracebacks (set ``FEATX_DEBUG=1`` to see them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from featx import __version__
+from featx.errors import FeatxError
+
+#: subcommand name -> (module, short help shown by ``featx --help`` without importing it)
+COMMANDS = {
+    "build": ("featx.cli.build", "Write labelled images to HDF5 (train/val/test, uint8, resumable)."),
+    "extract": ("featx.cli.extract", "Extract backbone features (ResNet50 default) to HDF5."),
+    "fit": ("featx.cli.fit", "Tune a logistic regression on features; export the classifier."),
+    "predict": ("featx.cli.predict", "Classify images with an exported classifier."),
+    "train": ("featx.cli.train", "Train a scratch model (AlexNet, MiniGoogLeNet, ...) from HDF5."),
+    "evaluate": ("featx.cli.evaluate", "Rank-1/rank-5 accuracy, single-crop and ten-crop."),
+    "report": ("featx.cli.report", "Compare every method side by side (Markdown, HTML, JSON)."),
+    "demo": ("featx.cli.demo", "Run both paths end to end on a bundled dataset."),
+    "models": ("featx.cli.models", "List backbones and scratch architectures."),
+}
+
+
+class FeatxGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name, (mod, _) in COMMANDS.items() if importlib.util.find_spec(mod) is not None]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, _ = COMMANDS[name]
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                return None
+            raise
+        return mod.command
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FeatxError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted: what was written is kept; rerun the same command to resume", err=True)
+            ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OSError as e:
+            if os.environ.get("FEATX_DEBUG"):
+                raise
+            raise click.ClickException(f"{e.strerror or e}: {e.filename or ''}".rstrip(": ")) from None
+        except Exception as e:
+            if os.environ.get("FEATX_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"unexpected error: {type(e).__name__}: {e} (set FEATX_DEBUG=1 for the traceback)"
+            ) from None
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+@click.group(cls=FeatxGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V", prog_name="featx")
+def cli():
+    """featx: transfer learning and feature extraction on image datasets.
+
+    \b
+    Transfer path:     featx extract -> featx fit -> featx predict
+    From scratch:      featx build -> featx train -> featx evaluate
+    Compare:           featx report     Try it all:  featx demo
+    """
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
+    return cli.main(args=argv, prog_name="featx")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Decode any image file to RGB uint8 and resize it, or say exactly why it cannot be used.
+
+Pillow decodes (it refuses truncated files instead of returning half an image, as OpenCV does),
+EXIF orientation is applied, gray / alpha / palette / CMYK / 16-bit images become 3-channel RGB,
+and JPEGs are decoded at a reduced DCT scale when the target is much smaller (``Image.draft``).
+OpenCV does the resizing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+RESIZE_MODES = ("aspect", "plain")
+
+Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # large scans are fine; decompression bombs are not
+
+
+class ImageDecodeError(Exception):
+    """This file gives no image; ``str(e)`` is the reason listed in skip reports."""
+
+
+def is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.uint32 if mode == "I" else np.uint16)
+        if a.max(initial=0) > 255:
+            a = a >> 8  # 16-bit samples to 8-bit
+        a = np.clip(a, 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        a = np.clip(a * (255.0 if a.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # composite on white: transparent pixels must not turn into arbitrary colours
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(bg, rgba)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV, RGBX ...
+    return np.asarray(img, dtype=np.uint8)
+
+
+def read_rgb(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndarray:
+    """Decode ``path`` into an ``(H, W, 3)`` uint8 RGB array with EXIF orientation applied.
+
+    ``min_side`` lets JPEG decoding use a reduced scale as long as both sides stay >= ``min_side``.
+    Raises :class:`ImageDecodeError` with a short reason for empty, truncated or non-image files.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read file ({e.strerror or e})") from None
+    if size == 0:
+        raise ImageDecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Possibly corrupt EXIF data": we check below
+            with Image.open(path) as img:
+                if min_side and img.format == "JPEG":
+                    img.draft("RGB", (min_side, min_side))
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                arr = _to_rgb(img)
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image (unrecognized format)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(f"image too large ({e})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        msg = str(e) or type(e).__name__
+        if "truncated" in msg.lower():
+            msg = "truncated image"
+        raise ImageDecodeError(f"undecodable image ({msg})") from None
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageDecodeError(f"undecodable image (shape {arr.shape})")
+    return np.ascontiguousarray(arr)
+
+
+def aspect_aware_resize(image: np.ndarray, width: int, height: int | None = None) -> np.ndarray:
+    """Resize the shorter side to the target, then center-crop (the book's AspectAwarePreprocessor)."""
+    height = height or width
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    top, left = (nh - height) // 2, (nw - width) // 2
+    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+
+
+def plain_resize(image: np.ndarray, width: int, height: int | None = None) -> np.ndarray:
+    """Resize to exactly ``width x height``, ignoring the aspect ratio."""
+    height = height or width
+    h, w = image.shape[:2]
+    interp = cv2.INTER_AREA if (width < w and height < h) else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def load_image(path: str | os.PathLike, size: int | None, resize: str = "aspect") -> np.ndarray:
+    """Decode and resize to ``size x size`` RGB uint8 (``size=None`` keeps the decoded size)."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+    if size is None:
+        return read_rgb(path)
+    # aspect mode: the shorter side must stay >= size after draft; plain mode: both sides
+    img = read_rgb(path, min_side=size)
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
+
+
+def decode_task(args: tuple[int, str, int | None, str]) -> tuple[int, np.ndarray | None, str | None]:
+    """Worker entry point: ``(index, path, size, resize) -> (index, image or None, reason or None)``."""
+    index, path, size, resize = args
+    try:
+        return index, load_image(path, size, resize), None
+    except ImageDecodeError as e:
+        return index, None, str(e)
+    except Exception as e:  # noqa: BLE001 - one odd file must not stop a 100k-image build
+        return index, None, f"undecodable image ({type(e).__name__}: {e})"
+
+
+def init_worker() -> None:
+    """Pool initializer: one OpenCV thread per process (the pool is the parallelism)."""
+    cv2.setNumThreads(1)

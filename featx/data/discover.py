@@ -1,0 +1,176 @@
+"""Find labelled images in a source: class folders, ``label.N.jpg`` names, or a CSV of ``path,label``.
+
+Layouts (checked in this order):
+
+* a CSV file: rows of ``path,label`` (paths relative to the CSV's folder; a header row is allowed);
+* a folder with ``train/`` (and optionally ``val/``, ``test/``) subfolders: those splits are kept,
+  and each is read with the rules below;
+* a folder with one subfolder per class (images anywhere below each class folder);
+* a flat folder of files named ``label.anything.ext`` (Kaggle Dogs vs Cats: ``cat.123.jpg``).
+
+Files that are not images by extension are listed as skipped; nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from featx.data.decode import IMAGE_EXTENSIONS, is_image_name
+from featx.errors import FeatxError
+
+SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass
+class Discovery:
+    """What a source holds. ``paths`` are relative to ``root``; ``labels`` index ``label_names``."""
+
+    root: Path
+    layout: str
+    paths: list[str] = field(default_factory=list)
+    label_strings: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    splits: dict[str, list[int]] | None = None  # preset splits: split -> indices into paths
+
+    @property
+    def label_names(self) -> list[str]:
+        return sorted(set(self.label_strings))
+
+    @property
+    def labels(self) -> list[int]:
+        index = {n: i for i, n in enumerate(self.label_names)}
+        return [index[s] for s in self.label_strings]
+
+    def abspath(self, i: int) -> str:
+        return str(self.root / self.paths[i])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.label_names, 0)
+        for s in self.label_strings:
+            counts[s] += 1
+        return counts
+
+    def require_classes(self, minimum: int = 2) -> None:
+        """Raise a one-line error unless there are images of at least ``minimum`` classes."""
+        if not self.paths:
+            raise FeatxError(
+                f"no images found in {self.root} (layout: {self.layout}; extensions: "
+                f"{', '.join(sorted(IMAGE_EXTENSIONS))}; {len(self.skipped)} other files skipped)"
+            )
+        names = self.label_names
+        if len(names) < minimum:
+            raise FeatxError(
+                f"found only {len(names)} class ({names[0]!r}) in {self.root}: need at least {minimum} "
+                "(one subfolder per class, 'label.N.jpg' names, or a CSV of path,label)"
+            )
+
+
+def _walk_files(folder: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        out.extend(Path(dirpath) / f for f in sorted(filenames))
+    return out
+
+
+def _add_file(d: Discovery, path: Path, label: str | None) -> None:
+    rel = os.path.relpath(path, d.root)
+    if not is_image_name(path.name):
+        ext = path.suffix.lower() or "no extension"
+        d.skipped.append({"path": rel, "reason": f"not an image file ({ext})"})
+    elif label is None:
+        d.skipped.append({"path": rel, "reason": "no label in the file name (expected 'label.N.ext')"})
+    else:
+        d.paths.append(rel)
+        d.label_strings.append(label)
+
+
+def _scan_folder(d: Discovery, folder: Path) -> str:
+    """Add the images of ``folder`` (class folders or flat names) to ``d``; return the layout."""
+    entries = sorted(folder.iterdir())
+    subdirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    files = [e for e in entries if e.is_file()]
+    if subdirs:
+        for sub in subdirs:
+            for f in _walk_files(sub):
+                _add_file(d, f, sub.name)
+        for f in files:
+            d.skipped.append({"path": os.path.relpath(f, d.root), "reason": "not inside a class folder"})
+        return "class folders"
+    for f in files:
+        stem = f.name
+        label = stem.split(".", 1)[0] if stem.count(".") >= 2 else None
+        _add_file(d, f, label or None)
+    return "label.N file names"
+
+
+def _from_csv(csv_path: Path) -> Discovery:
+    d = Discovery(root=csv_path.parent.resolve(), layout="csv")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise FeatxError(f"cannot read CSV {csv_path}: {e}") from None
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    for lineno, row in enumerate(rows, start=1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise FeatxError(f"{csv_path}:{lineno}: expected 'path,label', got {','.join(row)!r}")
+        p = Path(row[0].strip())
+        p = p if p.is_absolute() else d.root / p
+        if not p.is_file():
+            d.skipped.append({"path": row[0].strip(), "reason": "listed in the CSV but missing"})
+            continue
+        _add_file(d, p, row[1].strip())
+    return d
+
+
+def discover(src: str | os.PathLike) -> Discovery:
+    """Find the labelled images in ``src`` (a folder or a CSV file). See the module docstring."""
+    src = Path(src)
+    if not src.exists():
+        raise FeatxError(f"source {src} does not exist")
+    if src.is_file():
+        if src.suffix.lower() != ".csv":
+            raise FeatxError(f"source {src} is a file but not a CSV (expected a folder or a path,label CSV)")
+        return _from_csv(src)
+    root = src.resolve()
+    d = Discovery(root=root, layout="")
+    split_dirs = {
+        SPLIT_DIRS[e.name.lower()]: e for e in sorted(root.iterdir()) if e.is_dir() and e.name.lower() in SPLIT_DIRS
+    }
+    if "train" in split_dirs:
+        d.splits = {}
+        layouts = set()
+        for split in ("train", "val", "test"):
+            if split in split_dirs:
+                start = len(d.paths)
+                layouts.add(_scan_folder(d, split_dirs[split]))
+                d.splits[split] = list(range(start, len(d.paths)))
+        d.layout = "train/val/test folders, " + " + ".join(sorted(layouts))
+        return d
+    d.layout = _scan_folder(d, root)
+    return d
+
+
+def list_image_files(inputs: list[str | os.PathLike]) -> tuple[list[str], list[dict]]:
+    """Expand files and folders (recursively) into image paths, for unlabelled use (``predict``)."""
+    paths: list[str] = []
+    skipped: list[dict] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for f in _walk_files(p):
+                (paths.append(str(f)) if is_image_name(f.name) else skipped.append(
+                    {"path": str(f), "reason": f"not an image file ({f.suffix.lower() or 'no extension'})"}
+                ))
+        elif p.is_file():
+            paths.append(str(p))
+        else:
+            skipped.append({"path": str(p), "reason": "does not exist"})
+    return paths, skipped

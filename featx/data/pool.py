@@ -1,0 +1,43 @@
+"""Decode and resize images in parallel on all cores, yielding results in source order."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from featx.data.decode import decode_task, init_worker
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def decode_images(
+    paths: Sequence[str],
+    *,
+    size: int | None,
+    resize: str = "aspect",
+    start: int = 0,
+    workers: int | None = None,
+) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+    """Yield ``(index, image or None, skip reason or None)`` for ``paths[start:]``, in order.
+
+    ``workers=1`` decodes in this process. Otherwise a process pool (started with ``forkserver``,
+    which is safe even after TensorFlow has started threads) decodes ahead of the consumer.
+    """
+    workers = workers or default_workers()
+    tasks = ((i, str(paths[i]), size, resize) for i in range(start, len(paths)))
+    if workers == 1 or len(paths) - start < 2:
+        init_worker()
+        yield from map(decode_task, tasks)
+        return
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    chunk = max(1, min(16, (len(paths) - start) // (workers * 8) or 1))
+    with ctx.Pool(workers, initializer=init_worker) as pool:
+        yield from pool.imap(decode_task, tasks, chunksize=chunk)

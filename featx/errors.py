@@ -1,0 +1,17 @@
+"""Errors raised by the featx library.
+
+Library code raises :class:`FeatxError` (or a subclass) with a message that says what was received
+and what to do; the CLI turns it into one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+
+class FeatxError(Exception):
+    """A problem the user can fix (bad input, bad option, missing file)."""
+
+
+class OutputExistsError(FeatxError):
+    """The output exists (or a partial run exists) with different parameters."""
+
+
+class WeightsUnavailableError(FeatxError):
+    """Pretrained weights are neither cached nor downloadable."""

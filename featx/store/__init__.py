@@ -1,0 +1,6 @@
+"""The HDF5 store shared by both paths: one writer, readers, one format."""
+
+from featx.store.reader import StoreReader, open_store, peek_kind
+from featx.store.writer import StoreWriter
+
+__all__ = ["StoreReader", "StoreWriter", "open_store", "peek_kind"]
