@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -18,6 +19,15 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _start_method() -> str:
+    """``fork`` (fast, no re-import of ``__main__``) unless TensorFlow has started threads in this
+    process, where forking is unsafe; then ``forkserver``."""
+    methods = mp.get_all_start_methods()
+    if "fork" in methods and "tensorflow" not in sys.modules:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
 def decode_images(
     paths: Sequence[str],
     *,
@@ -28,8 +38,7 @@ def decode_images(
 ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
     """Yield ``(index, image or None, skip reason or None)`` for ``paths[start:]``, in order.
 
-    ``workers=1`` decodes in this process. Otherwise a process pool (started with ``forkserver``,
-    which is safe even after TensorFlow has started threads) decodes ahead of the consumer.
+    ``workers=1`` decodes in this process. Otherwise a process pool decodes ahead of the consumer.
     """
     workers = workers or default_workers()
     tasks = ((i, str(paths[i]), size, resize) for i in range(start, len(paths)))
@@ -37,7 +46,7 @@ def decode_images(
         init_worker()
         yield from map(decode_task, tasks)
         return
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+    ctx = mp.get_context(_start_method())
     chunk = max(1, min(16, (len(paths) - start) // (workers * 8) or 1))
     with ctx.Pool(workers, initializer=init_worker) as pool:
         yield from pool.imap(decode_task, tasks, chunksize=chunk)

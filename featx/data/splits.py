@@ -27,20 +27,22 @@ def stratified_split(
 
     Each split comes back in a seeded random order (so contiguous blocks of a file mix classes).
     """
-    from sklearn.model_selection import train_test_split
-
     labels = np.asarray(labels)
     n = len(labels)
     n_test, n_val = _as_count(test, n, "test"), _as_count(val, n, "val")
     if n_test + n_val >= n:
         raise FeatxError(f"--val and --test take {n_val + n_test} of {n} images: nothing left to train on")
     idx = np.arange(n)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {"test": np.array([], dtype=np.int64), "val": np.array([], dtype=np.int64)}
+    if n_test == 0 and n_val == 0:  # nothing to hold out: skip importing scikit-learn
+        out["train"] = np.random.default_rng(seed).permutation(idx).astype(np.int64)
+        return {k: out[k] for k in ("train", "val", "test")}
+    from sklearn.model_selection import train_test_split
+
     rest, rest_y = idx, labels
     try:
         for name, count in (("test", n_test), ("val", n_val)):
             if count == 0:
-                out[name] = np.array([], dtype=np.int64)
                 continue
             rest, held = train_test_split(rest, test_size=count, stratify=rest_y, random_state=seed, shuffle=True)
             rest_y = labels[rest]
