@@ -1,0 +1,187 @@
+"""Image decoding (odd formats, bad files), resizing, discovery layouts, splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from featx.data import ImageDecodeError, discover, load_image, read_rgb, stratified_split
+from featx.data.decode import aspect_aware_resize, plain_resize
+from featx.errors import FeatxError
+from tests.conftest import color_image, save, write_exif_rotated
+
+# ---------------------------------------------------------------- decoding
+
+
+def test_gray_alpha_palette_cmyk_16bit_become_rgb(tmp_path, rng):
+    rgb = color_image(rng, 16, 12, tint=2)
+    gray = save(rgb[..., 0], tmp_path / "g.png")
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[0, 0, 3] = 0  # one transparent pixel -> white, not its hidden colour
+    alpha = save(rgba, tmp_path / "a.png")
+    pal = tmp_path / "p.png"
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(pal)
+    cmyk = tmp_path / "c.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(cmyk, quality=95)
+    sixteen = tmp_path / "s.png"
+    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(sixteen)
+
+    for p in (gray, alpha, pal, cmyk, sixteen):
+        out = read_rgb(p)
+        assert out.shape == (12, 16, 3) and out.dtype == np.uint8, p
+    np.testing.assert_array_equal(read_rgb(gray)[..., 0], rgb[..., 0])
+    np.testing.assert_array_equal(read_rgb(gray)[..., 2], rgb[..., 0])
+    a = read_rgb(alpha)
+    assert tuple(a[0, 0]) == (255, 255, 255)
+    np.testing.assert_array_equal(a[1:, 1:], rgb[1:, 1:])
+    np.testing.assert_array_equal(read_rgb(sixteen)[..., 0], rgb[..., 1])  # 16-bit scaled, not clipped
+    assert np.abs(read_rgb(cmyk).astype(int) - rgb).mean() < 12
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :10] = 255  # white band on the left of the stored pixels
+    p = write_exif_rotated(tmp_path / "rot.jpg", arr, orientation=6)
+    out = read_rgb(p)
+    assert out.shape == (40, 20, 3)  # rotated 90 degrees for viewing
+    assert out[:10].mean() > 200 and out[-10:].mean() < 50  # band now on top
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty file"),
+        (b"this is plain text, not a picture", "not an image"),
+    ],
+)
+def test_bad_files_raise_with_reason(tmp_path, content, reason):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageDecodeError, match=reason):
+        read_rgb(p)
+
+
+def test_truncated_files_are_refused_not_half_decoded(tmp_path, rng):
+    for ext in (".jpg", ".png"):
+        good = save(color_image(rng, 64, 64), tmp_path / f"good{ext}")
+        data = good.read_bytes()
+        bad = tmp_path / f"trunc{ext}"
+        bad.write_bytes(data[: len(data) // 2])
+        with pytest.raises(ImageDecodeError, match="truncated|undecodable"):
+            read_rgb(bad)
+
+
+def test_aspect_aware_resize_center_crops():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, 50:150] = 255  # the central square is white
+    out = aspect_aware_resize(img, 32)
+    assert out.shape == (32, 32, 3)
+    assert out.mean() > 250  # only the central (white) part survives the crop
+    assert plain_resize(img, 32, 16).shape == (16, 32, 3)
+    assert plain_resize(img, 32).mean() == pytest.approx(127.5, abs=3)  # stretched, black margins kept
+
+
+def test_load_image_sizes(tmp_path, rng):
+    p = save(color_image(rng, 60, 30), tmp_path / "x.jpg")
+    assert load_image(p, 16).shape == (16, 16, 3)
+    assert load_image(p, 16, "plain").shape == (16, 16, 3)
+    assert load_image(p, None).shape == (30, 60, 3)
+    with pytest.raises(ValueError, match="resize must be one of"):
+        load_image(p, 16, "squash")
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_class_folders(class_folder):
+    (class_folder / "red" / "notes.txt").write_text("x")
+    (class_folder / "stray.png").write_bytes(b"")
+    d = discover(class_folder)
+    assert d.layout == "class folders"
+    assert d.label_names == ["blue", "green", "red"]
+    assert d.class_counts() == {"blue": 10, "green": 10, "red": 10}
+    assert any(p.endswith(".JPG") for p in d.paths)  # extensions in any case
+    reasons = {s["path"]: s["reason"] for s in d.skipped}
+    assert reasons == {"red/notes.txt": "not an image file (.txt)", "stray.png": "not inside a class folder"}
+    assert d.labels[d.paths.index("red/red_00.png")] == 2
+
+
+def test_flat_label_dot_names(flat_folder):
+    (flat_folder / "nolabel.jpg").write_bytes(b"x")
+    d = discover(flat_folder)
+    assert d.layout == "label.N file names" and d.label_names == ["cat", "dog"]
+    assert d.class_counts() == {"cat": 8, "dog": 8}
+    assert d.skipped == [{"path": "nolabel.jpg", "reason": "no label in the file name (expected 'label.N.ext')"}]
+
+
+def test_csv_layout(tmp_path, rng):
+    save(color_image(rng), tmp_path / "imgs" / "a.png")
+    save(color_image(rng), tmp_path / "imgs" / "b.png")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\nimgs/a.png,yes\nimgs/b.png,no\nimgs/missing.png,no\n")
+    d = discover(csv)
+    assert d.layout == "csv" and d.paths == ["imgs/a.png", "imgs/b.png"] and d.label_strings == ["yes", "no"]
+    assert d.skipped == [{"path": "imgs/missing.png", "reason": "listed in the CSV but missing"}]
+    csv.write_text("imgs/a.png\n")
+    with pytest.raises(FeatxError, match="expected 'path,label'"):
+        discover(csv)
+
+
+def test_preset_split_folders(tmp_path, rng):
+    for split, n in (("train", 4), ("val", 2), ("test", 3)):
+        for c in ("x", "y"):
+            for i in range(n):
+                save(color_image(rng), tmp_path / "ds" / split / c / f"{i}.png")
+    d = discover(tmp_path / "ds")
+    assert d.layout.startswith("train/val/test folders")
+    assert {k: len(v) for k, v in d.splits.items()} == {"train": 8, "val": 4, "test": 6}
+    assert all(d.paths[i].startswith("val/") for i in d.splits["val"])
+
+
+def test_discovery_errors(tmp_path):
+    with pytest.raises(FeatxError, match="does not exist"):
+        discover(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FeatxError, match="no images found"):
+        discover(tmp_path / "empty").require_classes()
+    (tmp_path / "x.h5").write_bytes(b"")
+    with pytest.raises(FeatxError, match="not a CSV"):
+        discover(tmp_path / "x.h5")
+
+
+def test_single_class_is_refused(tmp_path, rng):
+    for i in range(3):
+        save(color_image(rng), tmp_path / "one" / "cats" / f"{i}.png")
+    with pytest.raises(FeatxError, match="only 1 class .*'cats'.*at least 2"):
+        discover(tmp_path / "one").require_classes(2)
+
+
+# ---------------------------------------------------------------- splits
+
+
+def test_split_is_stratified_reproducible_and_disjoint():
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    a = stratified_split(labels, val=0.1, test=0.2, seed=7)
+    b = stratified_split(labels, val=0.1, test=0.2, seed=7)
+    c = stratified_split(labels, val=0.1, test=0.2, seed=8)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["test"], c["test"])
+    assert [len(a[k]) for k in ("train", "val", "test")] == [70, 10, 20]
+    assert sorted(np.concatenate(list(a.values()))) == list(range(100))
+    np.testing.assert_array_equal(np.bincount(labels[a["test"]]), [10, 6, 4])  # proportions kept
+    assert not np.array_equal(a["train"], np.sort(a["train"]))  # rows come shuffled
+
+
+def test_split_counts_and_errors():
+    labels = np.repeat([0, 1], 20)
+    s = stratified_split(labels, val=4, test=6, seed=0)
+    assert (len(s["val"]), len(s["test"]), len(s["train"])) == (4, 6, 30)
+    assert len(stratified_split(labels, val=0, test=0)["train"]) == 40
+    with pytest.raises(FeatxError, match="nothing left to train on"):
+        stratified_split(labels, val=20, test=20)
+    with pytest.raises(FeatxError, match="fraction below 1 or a whole count"):
+        stratified_split(labels, val=2.5, test=0)
+    with pytest.raises(FeatxError, match="cannot make a stratified split"):
+        stratified_split(np.array([0] * 10 + [1]), val=0, test=0.3)

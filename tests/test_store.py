@@ -1,0 +1,239 @@
+"""The shared HDF5 writer and readers: round trips, atomic finish, resume after SIGKILL, batches."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from featx.errors import FeatxError, OutputExistsError
+from featx.store import StoreWriter, open_store
+
+
+def _writer(path, n=23, kind="images", row_shape=(4, 4, 3), dtype=np.uint8, config=None, **kw):
+    paths = [f"class{i % 3}/img{i}.jpg" for i in range(n)]
+    labels = [i % 3 for i in range(n)]
+    return StoreWriter(
+        path, kind=kind, row_shape=row_shape, dtype=dtype, paths=paths, labels=labels,
+        label_names=["ant", "bee", "cat"], config=config or {"size": 4}, **kw,
+    )
+
+
+def _row(i, shape=(4, 4, 3), dtype=np.uint8):
+    return np.full(shape, i % 250, dtype=dtype)
+
+
+def test_images_round_trip_with_skips_and_mean(tmp_path):
+    w = _writer(tmp_path / "a.h5", compute_mean=True, slab_rows=5)
+    for i in range(23):
+        if i in (3, 17):
+            w.skip(i, "undecodable image (test)")
+        else:
+            w.add(i, _row(i))
+    w.finish()
+    with open_store(tmp_path / "a.h5", kind="images") as r:
+        kept = [i for i in range(23) if i not in (3, 17)]
+        assert len(r) == 21 and r.row_shape == (4, 4, 3)
+        assert r.data.dtype == np.uint8 and r.data.chunks is not None
+        np.testing.assert_array_equal(r.read()[:, 0, 0, 0], kept)
+        np.testing.assert_array_equal(r.labels, [i % 3 for i in kept])
+        assert r.label_names == ["ant", "bee", "cat"] and all(type(n) is str for n in r.label_names)
+        assert r.paths[2] == "class2/img2.jpg" and r.paths[3] == "class1/img4.jpg"
+        assert all(type(p) is str for p in r.paths)
+        assert r.mean_rgb == pytest.approx([np.mean(kept)] * 3)
+        assert r.attrs["kind"] == "images" and r.attrs["complete"] is True
+        assert r.config == {"size": 4} and r.attrs["n_skipped"] == 2
+        assert {"featx_version", "created"} <= set(r.attrs)
+    assert not (tmp_path / "a.h5.partial").exists() and not (tmp_path / "a.h5.partial.json").exists()
+
+
+def test_features_round_trip(tmp_path):
+    w = _writer(tmp_path / "f.h5", n=10, kind="features", row_shape=(7,), dtype=np.float32,
+                attrs={"backbone": "resnet50", "image_size": 224})
+    rows = np.random.default_rng(0).normal(size=(10, 7)).astype(np.float32)
+    w.add_batch(0, rows[:6])
+    w.add_batch(6, rows[6:])
+    w.finish()
+    with open_store(tmp_path / "f.h5", kind="features") as r:
+        x, y = r.load()
+        np.testing.assert_array_equal(x, rows)
+        assert x.dtype == np.float32 and r.attrs["backbone"] == "resnet50" and r.attrs["image_size"] == 224
+        np.testing.assert_array_equal(y, [i % 3 for i in range(10)])
+    with pytest.raises(FeatxError, match="holds features, expected images"):
+        open_store(tmp_path / "f.h5", kind="images")
+
+
+def test_nothing_at_final_path_until_finish(tmp_path):
+    w = _writer(tmp_path / "a.h5", slab_rows=4)
+    for i in range(10):
+        w.add(i, _row(i))
+    assert not (tmp_path / "a.h5").exists()
+    assert (tmp_path / "a.h5.partial").exists()
+    progress = json.loads((tmp_path / "a.h5.partial.json").read_text())
+    assert progress["rows"] == 8 and progress["next_index"] == 8  # two slabs of 4 flushed
+    with pytest.raises(FeatxError, match="incomplete|does not exist"):
+        open_store(tmp_path / "a.h5")
+    w.close()
+
+
+def test_resume_after_close_continues_where_it_stopped(tmp_path):
+    w = _writer(tmp_path / "a.h5", slab_rows=4)
+    for i in range(10):
+        w.add(i, _row(i))
+    w.close()  # e.g. KeyboardInterrupt: buffered rows are flushed, the run stays resumable
+    w2 = _writer(tmp_path / "a.h5", slab_rows=4)
+    assert w2.next_index == 10 and not w2.done
+    for i in range(10, 23):
+        w2.add(i, _row(i))
+    w2.finish()
+    with open_store(tmp_path / "a.h5") as r:
+        np.testing.assert_array_equal(r.read()[:, 0, 0, 0], np.arange(23))
+
+
+def test_finished_output_is_kept_or_refused(tmp_path):
+    w = _writer(tmp_path / "a.h5")
+    for i in range(23):
+        w.add(i, _row(i))
+    w.finish()
+    assert _writer(tmp_path / "a.h5").done  # same parameters: nothing to do
+    with pytest.raises(OutputExistsError, match="different parameters.*--overwrite"):
+        _writer(tmp_path / "a.h5", config={"size": 5})
+    w3 = _writer(tmp_path / "a.h5", config={"size": 5}, overwrite=True)
+    assert not w3.done and w3.next_index == 0
+    w3.close()
+
+
+def test_partial_with_other_parameters_is_refused(tmp_path):
+    w = _writer(tmp_path / "a.h5", slab_rows=2)
+    for i in range(5):
+        w.add(i, _row(i))
+    w.close()
+    with pytest.raises(OutputExistsError, match="unfinished run with different parameters"):
+        _writer(tmp_path / "a.h5", config={"size": 99})
+
+
+def test_all_rows_skipped_is_an_error_and_leaves_nothing(tmp_path):
+    w = _writer(tmp_path / "a.h5", n=3)
+    for i in range(3):
+        w.skip(i, "bad")
+    with pytest.raises(FeatxError, match="no usable rows"):
+        w.finish()
+    assert not list(tmp_path.iterdir())
+
+
+WRITER_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from featx.store import StoreWriter
+    n, delay = 300, float(sys.argv[2])
+    w = StoreWriter(sys.argv[1], kind="images", row_shape=(8, 8, 3), dtype=np.uint8,
+                    paths=[f"p{i}.png" for i in range(n)], labels=[i % 2 for i in range(n)],
+                    label_names=["a", "b"], config={"k": 1}, compute_mean=True, slab_rows=7)
+    for i in range(w.next_index, n):
+        if i % 11 == 5:
+            w.skip(i, "corrupt")
+        else:
+            w.add(i, np.random.default_rng(i).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        time.sleep(delay)
+    w.finish()
+    """
+)
+
+
+def _contents(path: Path) -> dict:
+    with h5py.File(path, "r") as f:
+        out = {k: f[k][:] for k in f}
+        out["attrs"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items() if k != "created"}
+    return out
+
+
+def test_sigkilled_writer_resumes_to_identical_content(tmp_path):
+    script = tmp_path / "w.py"
+    script.write_text(WRITER_SCRIPT)
+    clean, killed = tmp_path / "clean.h5", tmp_path / "killed.h5"
+    subprocess.run([sys.executable, str(script), str(clean), "0"], check=True, timeout=120)
+
+    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0.01"])
+    progress = Path(str(killed) + ".partial.json")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if progress.exists() and json.loads(progress.read_text() or "{}").get("rows", 0) >= 40:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists() and Path(str(killed) + ".partial").exists()
+    rows_before = json.loads(progress.read_text())["rows"]
+    assert 40 <= rows_before < 270
+
+    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, timeout=120)
+    a, b = _contents(clean), _contents(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        if k == "attrs":
+            assert a[k] == b[k]
+        else:
+            np.testing.assert_array_equal(a[k], b[k])
+    assert len(a["images"]) == 300 - len([i for i in range(300) if i % 11 == 5])
+
+
+@pytest.fixture
+def store(tmp_path):
+    w = _writer(tmp_path / "s.h5", n=23)
+    for i in range(23):
+        w.add(i, _row(i))
+    w.finish()
+    with open_store(tmp_path / "s.h5") as r:
+        yield r
+
+
+def test_batches_in_order_keep_last_partial_batch(store):
+    batches = list(store.iter_batches(5))
+    assert [len(x) for x, _ in batches] == [5, 5, 5, 5, 3]
+    np.testing.assert_array_equal(np.concatenate([x[:, 0, 0, 0] for x, _ in batches]), np.arange(23))
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), store.labels)
+
+
+def test_shuffled_batches_cover_every_row_once_and_are_seeded(store):
+    def order(seed):
+        batches = list(store.iter_batches(4, shuffle=True, seed=seed, block_rows=6))
+        assert [len(x) for x, _ in batches] == [4, 4, 4, 4, 4, 3]
+        xs = np.concatenate([x[:, 0, 0, 0] for x, _ in batches])
+        ys = np.concatenate([y for _, y in batches])
+        np.testing.assert_array_equal(ys, xs % 3)  # labels travel with their rows
+        return xs
+
+    a, b, c = order(1), order(1), order(2)
+    assert sorted(a) == list(range(23))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, np.arange(23))
+
+
+def test_tf_dataset_reshuffles_every_epoch(store):
+    ds = store.tf_dataset(8, shuffle=True, seed=3, block_rows=5)
+    epochs = [np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in ds]) for _ in range(2)]
+    assert all(sorted(e) == list(range(23)) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1])
+    x, y = next(iter(ds))
+    assert x.dtype.name == "uint8" and y.dtype.name == "int64" and x.shape[1:] == (4, 4, 3)
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(FeatxError, match="does not exist"):
+        open_store(tmp_path / "nope.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(FeatxError, match="not a readable HDF5"):
+        open_store(tmp_path / "junk.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = [1, 2]
+    with pytest.raises(FeatxError, match="not a featx file"):
+        open_store(tmp_path / "other.h5")
