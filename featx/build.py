@@ -17,7 +17,7 @@ from featx.data.pool import decode_images, default_workers
 from featx.data.splits import shuffle_preset, stratified_split
 from featx.errors import FeatxError
 from featx.store import StoreWriter
-from featx.utils import atomic_write_json
+from featx.utils import atomic_write_json, read_json
 
 SPLITS = ("train", "val", "test")
 
@@ -125,19 +125,14 @@ def build(
                         bar.update(1)
                 writer.finish()
         result.files[split] = writer.path
-        result.skipped.extend({**s, "split": split, "stage": "decode"} for s in _skips_of(writer))
+        result.skipped.extend(
+            {"path": s["path"], "reason": s["reason"], "split": split, "stage": "decode"} for s in writer.skipped
+        )
 
     result.seconds = time.perf_counter() - t0
     result.images_per_second = decoded / result.seconds if result.seconds > 0 else 0.0
     _write_reports(result, d, label_names, content, workers)
     return result
-
-
-def _skips_of(writer: StoreWriter) -> list[dict]:
-    """Skips recorded by a writer, or the ones stored in an already complete file's build.json."""
-    if writer.skipped:
-        return [{"path": s["path"], "reason": s["reason"]} for s in writer.skipped]
-    return []
 
 
 def _write_reports(result: BuildResult, d: Discovery, label_names: list[str], content: dict, workers: int) -> None:
@@ -151,17 +146,14 @@ def _write_reports(result: BuildResult, d: Discovery, label_names: list[str], co
             if split == "train":
                 result.mean_rgb = r.mean_rgb
     result.counts = counts
-    old_skips = []
     build_json = result.out_dir / "build.json"
     if result.reused and build_json.exists():
         # skips of splits finished in an earlier run are kept from that run's report
         try:
-            from featx.utils import read_json
-
-            old_skips = [s for s in read_json(build_json).get("skipped", []) if s.get("split") in result.reused]
+            old = read_json(build_json).get("skipped", [])
         except (OSError, ValueError):
-            old_skips = []
-    result.skipped.extend(old_skips)
+            old = []
+        result.skipped.extend(s for s in old if s.get("split") in result.reused)
     if result.mean_rgb is not None:
         r, g, b = result.mean_rgb
         atomic_write_json(result.out_dir / "mean.json", {"R": r, "G": g, "B": b})

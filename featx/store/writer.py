@@ -210,10 +210,6 @@ class StoreWriter:
         """The first source index still to feed (0 for a new run, later when resuming)."""
         return self.n_sources if self.done else self._pending_next
 
-    @property
-    def rows_written(self) -> int:
-        return self.progress["rows"] + sum(len(b) for b in self._buf) if not self.done else -1
-
     def _check_index(self, index: int) -> None:
         if index != self._pending_next:
             raise ValueError(f"sources must be fed in order: expected index {self._pending_next}, got {index}")
@@ -313,8 +309,10 @@ class StoreWriter:
 
     @property
     def skipped(self) -> list[dict]:
-        """Sources skipped so far (all of them once finished or resumed to the end)."""
-        return list(self.progress["skipped"]) + list(self._pending_skips) if hasattr(self, "progress") else []
+        """Sources skipped so far, across resumed runs (empty when the output was already complete)."""
+        if self.done and not hasattr(self, "progress"):
+            return []
+        return list(self.progress["skipped"]) + list(self._pending_skips)
 
     @property
     def mean_rgb(self) -> list[float] | None:
