@@ -1,0 +1,14 @@
+"""Keras callbacks for ``featx train``, one per module.
+
+* :class:`TrainingMonitor` -- the book's TrainingMonitor: history JSON and loss/accuracy curves
+  (PNG) rewritten after every epoch, trimmed at the start epoch when a run resumes;
+* :class:`EpochCheckpoint` -- the whole model (with optimizer state) every N epochs, written
+  atomically.
+
+Killed-run resume itself uses Keras' own ``keras.callbacks.BackupAndRestore``.
+"""
+
+from featx.callbacks.epoch_checkpoint import EpochCheckpoint
+from featx.callbacks.training_monitor import TrainingMonitor
+
+__all__ = ["EpochCheckpoint", "TrainingMonitor"]

@@ -1,0 +1,121 @@
+"""``featx train MODEL --train TRAIN.h5 [--val VAL.h5] -o RUN_DIR``."""
+
+from __future__ import annotations
+
+import click
+
+from featx.cli.options import overwrite_option, progress_option, say, seed_option, warn
+from featx.optim import OPTIMIZERS, SCHEDULES
+
+
+class ModelChoice(click.Choice):
+    """The registered scratch models, read from the registry when parsed (so models registered
+    after import, e.g. by plugins or tests, are accepted)."""
+
+    def __init__(self):
+        super().__init__([], case_sensitive=True)
+
+    @property
+    def choices(self):
+        import scratch_models
+
+        return tuple(scratch_models.list_models())
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the source
+        pass
+
+
+def _drops(ctx, param, value):
+    if not value:
+        return ()
+    try:
+        return tuple(int(v) for v in value.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise click.BadParameter(f"comma-separated epoch numbers, e.g. 20,40. Received: {value!r}") from None
+
+
+@click.command("train")
+@click.argument("model", type=ModelChoice())
+@click.option("--train", "train_path", type=click.Path(dir_okay=False), required=True, help="Images file (featx build).")
+@click.option("--val", "val_path", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--input-size", type=click.IntRange(min=1), default=None,
+              help="Network input side; larger stored images are cropped [default: the model's: alexnet 227, minigooglenet 32, deepergooglenet 64].")
+@click.option("--epochs", type=click.IntRange(min=1), default=10, help="Total epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", help="SGD with momentum, or Adam.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, help="Initial learning rate.")
+@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, help="SGD momentum.")
+@click.option("--nesterov", is_flag=True, help="Nesterov momentum (SGD).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="poly",
+              help="poly: polynomial decay to 0 (--power 1 = linear); step: x--drop-factor at --drops; constant.")
+@click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, help="Polynomial decay power.")
+@click.option("--drops", callback=_drops, default=None, help="Epochs where --schedule step drops the rate, e.g. 20,40.")
+@click.option("--drop-factor", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Step schedule factor.")
+@click.option("--l2", type=click.FloatRange(min=0), default=None, help="L2 weight decay on kernels [default: the model's own].")
+@click.option("--augment/--no-augment", default=True, help="Data augmentation (flip, rotation, zoom, shift).")
+@click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
+@click.option("--rotation", type=click.FloatRange(0, 180, max_open=True), default=20.0, help="Random rotation, +/- degrees.")
+@click.option("--zoom", type=click.FloatRange(0, 1, max_open=True), default=0.15, help="Random zoom, +/- fraction.")
+@click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=0.1, help="Random shift, +/- fraction of the side.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=5, help="Save checkpoints/epoch_NNN.keras every N epochs.")
+@click.option("--mean", "mean_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="mean.json to subtract [default: the train file's means].")
+@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
+@click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU].")
+@click.option("--resume", is_flag=True, help="Continue a killed run in RUN_DIR from its last epoch (same options).")
+@click.option("--from-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Start from this checkpoint (.keras), e.g. with a new --lr (the book's restart workflow).")
+@click.option("--initial-epoch", type=click.IntRange(min=0), default=0, help="Epoch the checkpoint ends (with --from-checkpoint).")
+@seed_option
+@overwrite_option
+@progress_option
+def command(model, train_path, val_path, out_dir, input_size, epochs, batch_size, optimizer, lr, momentum, nesterov,
+            schedule, power, drops, drop_factor, l2, augment, flip, rotation, zoom, shift, checkpoint_every,
+            mean_path, mixed_precision, xla, resume, from_checkpoint, initial_epoch, seed, overwrite, progress):
+    """Train a scratch MODEL on TRAIN.h5 (and report on VAL.h5 every epoch) into RUN_DIR.
+
+    RUN_DIR gets model.keras (raw 0..255 RGB in: mean subtraction is its first layer),
+    history.json and curves.png (updated every epoch), config.json, mean.json and
+    checkpoints/. A killed run continues with the same command plus --resume. To restart
+    from a checkpoint with a new learning rate:
+    --from-checkpoint RUN_DIR/checkpoints/epoch_020.keras --initial-epoch 20 --lr 1e-3.
+    """
+    from featx.optim import OptimConfig
+    from featx.preprocess.augment import Augment
+    from featx.train import TrainConfig, train
+
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    try:
+        optim = OptimConfig(optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, schedule=schedule,
+                            power=power, drops=drops, factor=drop_factor)
+        aug = Augment(enabled=augment, flip=flip, rotation=rotation, zoom=zoom, shift=shift)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    cfg = TrainConfig(
+        model=model, train=train_path, val=val_path, out=out_dir, input_size=input_size, epochs=epochs,
+        batch_size=batch_size, optim=optim, l2=l2, augment=aug, checkpoint_every=checkpoint_every, seed=seed,
+        mixed_precision=mixed_precision, xla=xla, mean=mean_path, from_checkpoint=from_checkpoint,
+        initial_epoch=initial_epoch,
+    )
+    verbose = 2 if progress is False else (1 if progress else "auto")
+    result = train(cfg, resume=resume, overwrite=overwrite, verbose=verbose)
+    for w in result.warnings:
+        warn(w)
+    if result.reused:
+        say(f"already complete, kept: {result.run_dir} ({result.epochs} epochs)")
+    else:
+        how = f"resumed after epoch {result.resumed_from}" if result.resumed_from is not None else (
+            f"from epoch {result.initial_epoch}" if result.initial_epoch else "from scratch")
+        say(f"trained {model} ({result.params:,} parameters, {result.device}) to epoch {result.epochs}, {how}, "
+            f"in {result.train_seconds:.1f}s")
+    last = result.last
+    parts = [f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if last.get(k) is not None]
+    if parts:
+        say("  last epoch: " + ", ".join(parts))
+    say(f"  model    {result.model_path}")
+    say(f"  history  {result.history_path}   curves {result.curves_path}")
+    say(f"  config   {result.config_path}")
+    say(f"next: featx evaluate {result.run_dir} --data TEST.h5 --ten-crop")

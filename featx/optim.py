@@ -1,0 +1,110 @@
+"""Optimizers and learning-rate schedules for ``featx train``, from Keras' own classes.
+
+Schedules count optimizer steps from the epoch a training segment starts at (``start_epoch``: 0,
+or E for ``--from-checkpoint ... --initial-epoch E``), with ``ceil(N / batch)`` steps per epoch:
+
+* ``poly``: ``PolynomialDecay`` from ``lr`` to 0 at the last epoch; ``power=1`` is the book's
+  linear decay;
+* ``step``: ``PiecewiseConstantDecay``, ``lr`` multiplied by ``factor`` at each epoch in ``drops``;
+* ``constant``: ``lr`` throughout.
+
+A resumed run (``--resume``) restores ``optimizer.iterations`` with the rest of its state, so the
+schedule continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("poly", "step", "constant")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer + schedule settings (validated on creation)."""
+
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    momentum: float = 0.9
+    nesterov: bool = False
+    schedule: str = "poly"
+    power: float = 1.0
+    drops: tuple[int, ...] = field(default_factory=tuple)
+    factor: float = 0.1
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}. Received: {self.schedule!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0. Received: {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1). Received: {self.momentum}")
+        if self.power <= 0:
+            raise ValueError(f"power must be > 0. Received: {self.power}")
+        if not 0 < self.factor <= 1:
+            raise ValueError(f"drop factor must be in (0, 1]. Received: {self.factor}")
+        drops = tuple(int(d) for d in self.drops)
+        if any(d < 1 for d in drops) or list(drops) != sorted(set(drops)):
+            raise ValueError(f"drop epochs must be increasing positive integers. Received: {self.drops}")
+        if self.schedule == "step" and not drops:
+            raise ValueError("schedule 'step' needs drop epochs (e.g. --drops 20,40)")
+        object.__setattr__(self, "drops", drops)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["drops"] = list(self.drops)
+        return d
+
+
+def make_schedule(cfg: OptimConfig, *, steps_per_epoch: int, epochs: int, start_epoch: int = 0):
+    """The learning rate: a float (constant) or a ``keras.optimizers.schedules`` object."""
+    import keras
+
+    if cfg.schedule == "constant":
+        return float(cfg.lr)
+    if cfg.schedule == "poly":
+        total = max(1, (epochs - start_epoch) * steps_per_epoch)
+        return keras.optimizers.schedules.PolynomialDecay(
+            initial_learning_rate=cfg.lr, decay_steps=total, end_learning_rate=0.0, power=cfg.power
+        )
+    drops = [d for d in cfg.drops if d > start_epoch]
+    if not drops:
+        return float(cfg.lr)
+    boundaries = [(d - start_epoch) * steps_per_epoch for d in drops]
+    values = [float(cfg.lr * cfg.factor**i) for i in range(len(drops) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def make_optimizer(cfg: OptimConfig, *, steps_per_epoch: int, epochs: int, start_epoch: int = 0):
+    """A Keras SGD (momentum) or Adam optimizer driven by :func:`make_schedule`."""
+    import keras
+
+    lr = make_schedule(cfg, steps_per_epoch=steps_per_epoch, epochs=epochs, start_epoch=start_epoch)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return keras.optimizers.Adam(learning_rate=lr)
+
+
+def carry_slots(old, new, trainable_variables) -> int:
+    """Copy ``old``'s per-weight slots (momentum, Adam moments) into ``new``, matched by name and
+    shape; the step counter and learning rate are not copied. Returns the number copied.
+
+    This is the book's "restart at epoch E with a new learning rate": weights and momentum are
+    kept, the rate (and its schedule) are new.
+    """
+    if old is None or not getattr(old, "built", False):
+        return 0
+    if not new.built:
+        new.build(trainable_variables)
+    skip = {"iteration", "iterations", "learning_rate"}
+    by_name = {v.name: v for v in old.variables if v.name not in skip}
+    copied = 0
+    for v in new.variables:
+        src = by_name.get(v.name)
+        if src is not None and tuple(src.shape) == tuple(v.shape):
+            v.assign(src)
+            copied += 1
+    return copied

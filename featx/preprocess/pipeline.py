@@ -1,0 +1,68 @@
+"""HDF5 images store -> ``tf.data`` batches for training and validation.
+
+The store's reader yields contiguous blocks in a new seeded order every epoch, every row once, the
+last partial batch kept (:meth:`featx.store.StoreReader.tf_dataset`). On top of it, a parallel
+``map`` casts to float32, crops to the network input (a random patch per image for training, the
+center for validation) and applies the augmentation layers; ``prefetch(AUTOTUNE)`` overlaps all of
+it with the training step. Mean subtraction is not done here: it is the model's first layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+from featx.preprocess.augment import Augment, augmentation_layers
+from featx.preprocess.crop import center_crop, random_crop
+
+
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Batches in one epoch, the last partial one included."""
+    return math.ceil(rows / batch_size)
+
+
+def _with_cardinality(ds, steps: int):
+    import tensorflow as tf
+
+    return ds.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def train_dataset(
+    reader,
+    batch_size: int,
+    input_size: int,
+    *,
+    augment: Augment | None = None,
+    seed: int = 0,
+    initial_epoch: int = 0,
+    block_rows: int | None = None,
+):
+    """Shuffled, cropped, augmented float32 ``(x, y)`` batches, reshuffled each epoch."""
+    import tensorflow as tf
+
+    aug = augmentation_layers(augment or Augment(enabled=False), seed=seed)
+    ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch, block_rows=block_rows)
+    ds = _with_cardinality(ds, steps_per_epoch(len(reader), batch_size))
+
+    def prep(x, y):
+        x = random_crop(tf.cast(x, tf.float32), input_size)
+        if aug is not None:
+            x = aug(x, training=True)
+        return x, y
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop: bool = True):
+    """In-order float32 ``(x, y)`` batches, center-cropped to ``input_size`` when ``crop``."""
+    import tensorflow as tf
+
+    ds = reader.tf_dataset(batch_size, shuffle=False)
+    ds = _with_cardinality(ds, steps_per_epoch(len(reader), batch_size))
+
+    def prep(x, y):
+        x = tf.cast(x, tf.float32)
+        if crop and input_size is not None:
+            x = center_crop(x, input_size)
+        return x, y
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

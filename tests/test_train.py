@@ -1,0 +1,265 @@
+"""featx train: learning, run folder contents, killed-run resume, restart from a checkpoint,
+schedules, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featx.cli import cli
+from featx.optim import OptimConfig, carry_slots, make_optimizer, make_schedule
+from tests._scratch_helpers import TINY, make_stores, register_tiny
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    return make_stores(tmp_path_factory.mktemp("stores"), n_train=96)
+
+
+def _invoke(args):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def _history(run):
+    return json.loads((Path(run) / "history.json").read_text())
+
+
+def _config(run):
+    return json.loads((Path(run) / "config.json").read_text())
+
+
+def _tiny_args(stores, run, *extra):
+    return ["train", TINY, "--train", stores["train"], "--val", stores["val"], "-o", str(run),
+            "--input-size", "16", "--batch-size", "16", "--no-progress", *extra]
+
+
+# ------------------------------------------------------------------------------ learning
+def test_minigooglenet_two_epochs_fills_run_dir(stores, tmp_path):
+    import keras
+
+    from featx.store import open_store
+
+    run = tmp_path / "mini"
+    res = _invoke(["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
+                   "--input-size", "16", "--epochs", "2", "--batch-size", "16", "--checkpoint-every", "1",
+                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "trained minigooglenet" in res.output and str(run / "model.keras") in res.output
+    for name in ("model.keras", "history.json", "curves.png", "config.json", "mean.json",
+                 "checkpoints/epoch_001.keras", "checkpoints/epoch_002.keras"):
+        assert (run / name).is_file(), name
+    assert not (run / "backup").exists(), "the BackupAndRestore state is removed when a run finishes"
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    hist, conf = _history(run), _config(run)
+    assert hist["epoch"] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(hist)
+    assert hist["lr"][0] == pytest.approx(0.01) and hist["lr"][1] == pytest.approx(0.005)  # linear decay
+    # 12 steps fit the training data (training-mode accuracy; BatchNorm's moving averages, momentum
+    # 0.99, need more steps before inference-mode accuracy follows: see the tiny-CNN test below)
+    assert hist["loss"][1] < hist["loss"][0] and hist["accuracy"][1] >= 0.7
+    assert conf["status"] == "finished" and conf["model"] == "minigooglenet" and conf["input_size"] == 16
+    assert conf["label_names"] == ["class0", "class1", "class2"] and conf["classes"] == 3
+    assert conf["train_seconds"] == pytest.approx(sum(hist["seconds"]), rel=1e-3)
+    assert conf["params"] > 1_000_000 and conf["files"]["model_size_bytes"] == (run / "model.keras").stat().st_size
+    with open_store(stores["train"]) as r:
+        assert conf["mean_rgb"] == pytest.approx(r.mean_rgb)
+        assert json.loads((run / "mean.json").read_text())["G"] == pytest.approx(r.mean_rgb[1])
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.layers[1].name == "mean_subtraction" and model.get_layer("flatten").output.shape[-1] == 336
+    assert model.count_params() == conf["params"] and getattr(model, "optimizer", None) is None  # inference export
+
+
+def test_two_epoch_run_learns_well_above_chance(stores, tmp_path):
+    import keras
+
+    from featx.store import open_store
+
+    register_tiny()
+    run = tmp_path / "tiny"
+    res = _invoke(_tiny_args(stores, run, "--epochs", "2"))
+    assert res.exit_code == 0, res.output
+    model = keras.saving.load_model(run / "model.keras")
+    with open_store(stores["val"]) as r:
+        x, y = r.load()
+    probs = model.predict(x[:, 2:18, 2:18].astype(np.float32), verbose=0)  # raw 0..255 RGB in
+    acc = float((probs.argmax(1) == y).mean())
+    assert acc >= 0.8, f"val accuracy {acc:.2f} is not well above chance (0.33)"
+
+
+# ------------------------------------------------------------------------------ resume
+_KILLABLE = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {root!r})
+    from tests._scratch_helpers import register_tiny
+    register_tiny()
+    from featx.callbacks import TrainingMonitor
+    _end = TrainingMonitor.on_epoch_end
+    def slow_end(self, epoch, logs=None):
+        _end(self, epoch, logs)
+        time.sleep(1.0)  # slow epochs down so that the kill lands mid-run
+    TrainingMonitor.on_epoch_end = slow_end
+    from featx.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_killed_run_resumes_at_the_right_epoch_with_optimizer_state(stores, tmp_path):
+    import keras
+
+    register_tiny()
+    run = tmp_path / "killed"
+    args = _tiny_args(stores, run, "--epochs", "5", "--checkpoint-every", "1", "--optimizer", "adam")
+    script = tmp_path / "killable.py"
+    script.write_text(_KILLABLE.format(root=str(TESTS.parent)))
+    meta = run / "backup" / "training_metadata.json"
+    proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.time() + 120
+        while not meta.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "no backup written in time"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = len(_history(run)["epoch"])
+    assert 1 <= done < 5, "the run must be killed mid-way"
+    assert not (run / "model.keras").exists()
+
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "--resume" in again.output and "Traceback" not in again.output
+
+    res = _invoke([*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    resumed = int(res.output.split("resumed after epoch ")[1].split(",")[0])
+    assert resumed in (done, done - 1)  # the backup is written before or after the history of its epoch
+    hist = _history(run)
+    assert hist["epoch"] == [1, 2, 3, 4, 5]
+    assert not (run / "backup").exists()
+    steps = 6  # ceil(96 / 16)
+    last = keras.saving.load_model(run / "checkpoints" / "epoch_005.keras")
+    # 5 epochs of steps: the optimizer's step counter came back with the weights
+    assert int(last.optimizer.iterations.numpy()) == 5 * steps
+    assert _config(run)["status"] == "finished"
+
+    rerun = _invoke(args)
+    assert rerun.exit_code == 0 and "already complete" in rerun.output
+
+
+def test_restart_from_checkpoint_with_new_lr_keeps_earlier_history(stores, tmp_path):
+    register_tiny()
+    run = tmp_path / "restart"
+    first = _invoke(_tiny_args(stores, run, "--epochs", "3", "--checkpoint-every", "1"))
+    assert first.exit_code == 0, first.output
+    before = _history(run)
+    ckpt = run / "checkpoints" / "epoch_002.keras"
+    res = _invoke(_tiny_args(stores, run, "--epochs", "4", "--from-checkpoint", str(ckpt), "--initial-epoch", "2",
+                             "--lr", "0.001", "--schedule", "constant", "--checkpoint-every", "1"))
+    assert res.exit_code == 0, res.output
+    assert "from epoch 2" in res.output
+    hist = _history(run)
+    assert hist["epoch"] == [1, 2, 3, 4]
+    assert hist["loss"][:2] == before["loss"][:2], "epochs before the restart are kept"
+    assert hist["lr"][2:] == [pytest.approx(0.001)] * 2
+    conf = _config(run)
+    assert [s["initial_epoch"] for s in conf["segments"]] == [0, 2]
+    assert conf["optim"]["lr"] == 0.001 and conf["status"] == "finished"
+
+
+# ------------------------------------------------------------------------------ schedules / optimizers
+def test_schedules_poly_step_constant():
+    poly = make_schedule(OptimConfig(lr=0.1, schedule="poly"), steps_per_epoch=10, epochs=4)
+    assert float(poly(0)) == pytest.approx(0.1) and float(poly(20)) == pytest.approx(0.05)
+    assert float(poly(40)) == pytest.approx(0.0, abs=1e-9)
+    sq = make_schedule(OptimConfig(lr=0.1, schedule="poly", power=2), steps_per_epoch=10, epochs=4)
+    assert float(sq(20)) == pytest.approx(0.025)
+    step = make_schedule(OptimConfig(lr=0.1, schedule="step", drops=(2, 3), factor=0.5), steps_per_epoch=10, epochs=4)
+    assert [float(step(s)) for s in (0, 19, 21, 31)] == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    # restarting at epoch 2: steps count from the restart, only later drops remain
+    later = make_schedule(OptimConfig(lr=0.1, schedule="step", drops=(2, 3), factor=0.5), steps_per_epoch=10,
+                          epochs=4, start_epoch=2)
+    assert [float(later(s)) for s in (0, 9, 11)] == pytest.approx([0.1, 0.1, 0.05])
+    assert make_schedule(OptimConfig(lr=0.3, schedule="constant"), steps_per_epoch=5, epochs=2) == 0.3
+    with pytest.raises(ValueError, match="drop epochs"):
+        OptimConfig(schedule="step")
+    with pytest.raises(ValueError, match="optimizer"):
+        OptimConfig(optimizer="rmsprop")
+
+
+def test_carry_slots_copies_momentum_not_step_counter():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    old = keras.optimizers.SGD(0.1, momentum=0.9)
+    model.compile(old, "mse")
+    model.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=1, batch_size=2, verbose=0)
+    new = make_optimizer(OptimConfig(lr=0.001, schedule="constant"), steps_per_epoch=2, epochs=1)
+    assert carry_slots(old, new, model.trainable_variables) == 2
+    moms = {v.name: v.numpy() for v in old.variables if "momentum" in v.name}
+    for v in new.variables:
+        if "momentum" in v.name:
+            np.testing.assert_array_equal(v.numpy(), moms[v.name])
+            assert np.abs(v.numpy()).sum() > 0
+    assert int(new.iterations.numpy()) == 0 and float(new.learning_rate.numpy()) == pytest.approx(0.001)
+
+
+# ------------------------------------------------------------------------------ errors
+def test_one_line_errors(stores, tmp_path):
+    register_tiny()
+    runner = CliRunner()
+
+    def err(args, code=1):
+        r = runner.invoke(cli, args)
+        assert r.exit_code == code, r.output
+        assert "Traceback" not in r.output
+        return r.output
+
+    out = err(["train", TINY, "--train", stores["train"], "-o", str(tmp_path / "a"), "--input-size", "32"])
+    assert "smaller than the 32px network input" in out and len(out.strip().splitlines()) == 1
+    assert "No such option" not in err(["train", "nosuchmodel", "--train", stores["train"], "-o", str(tmp_path)], 2)
+    assert "drop epochs" in err(_tiny_args(stores, tmp_path / "b", "--schedule", "step"), 2)
+    assert "no run to resume" in err(_tiny_args(stores, tmp_path / "c", "--resume"))
+    assert "--from-checkpoint" in err(_tiny_args(stores, tmp_path / "d", "--initial-epoch", "2"))
+    other = make_stores(tmp_path / "other", classes=4, n_train=8, n_val=8, n_test=8)
+    assert "differ from --train labels" in err(["train", TINY, "--train", stores["train"], "--val", other["val"],
+                                                 "-o", str(tmp_path / "e"), "--input-size", "16"])
+    assert "holds features" in err(["train", TINY, "--train", _features_file(tmp_path), "-o", str(tmp_path / "f")])
+
+
+def test_changed_parameters_are_refused_without_overwrite(stores, tmp_path):
+    register_tiny()
+    run = tmp_path / "r"
+    assert _invoke(_tiny_args(stores, run, "--epochs", "1")).exit_code == 0
+    r = CliRunner().invoke(cli, _tiny_args(stores, run, "--epochs", "1", "--lr", "0.5"))
+    assert r.exit_code == 1 and "differs in: optim" in r.output
+    r = _invoke(_tiny_args(stores, run, "--epochs", "1", "--lr", "0.5", "--overwrite"))
+    assert r.exit_code == 0 and _config(run)["optim"]["lr"] == 0.5
+
+
+def _features_file(tmp_path):
+    from featx.store import StoreWriter
+
+    p = tmp_path / "feats.h5"
+    with StoreWriter(p, kind="features", row_shape=(4,), dtype=np.float32, paths=["a", "b"], labels=[0, 1],
+                     label_names=["x", "y"], config={}) as w:
+        w.add_batch(0, np.zeros((2, 4), np.float32))
+        w.finish()
+    return str(p)
