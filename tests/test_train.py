@@ -244,14 +244,24 @@ def test_one_line_errors(stores, tmp_path):
     assert "holds features" in err(["train", TINY, "--train", _features_file(tmp_path), "-o", str(tmp_path / "f")])
 
 
-def test_changed_parameters_are_refused_without_overwrite(stores, tmp_path):
+def test_gpu_code_paths_forced_on_cpu_then_changed_parameters_refused(stores, tmp_path):
+    """Mixed precision + XLA (the GPU defaults) forced on, then a rerun with other options."""
+    import keras
+
     register_tiny()
     run = tmp_path / "r"
-    assert _invoke(_tiny_args(stores, run, "--epochs", "1")).exit_code == 0
-    r = CliRunner().invoke(cli, _tiny_args(stores, run, "--epochs", "1", "--lr", "0.5"))
+    res = _invoke(_tiny_args(stores, run, "--epochs", "1", "--mixed-precision", "--xla"))
+    assert res.exit_code == 0, res.output
+    conf = _config(run)
+    assert conf["mixed_precision"] is True and conf["xla"] is True and conf["device"] == "cpu"
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("conv1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32", "the global policy is restored"
+    r = CliRunner().invoke(cli, _tiny_args(stores, run, "--epochs", "1", "--mixed-precision", "--lr", "0.5"))
     assert r.exit_code == 1 and "differs in: optim" in r.output
     r = _invoke(_tiny_args(stores, run, "--epochs", "1", "--lr", "0.5", "--overwrite"))
-    assert r.exit_code == 0 and _config(run)["optim"]["lr"] == 0.5
+    assert r.exit_code == 0 and _config(run)["optim"]["lr"] == 0.5 and _config(run)["mixed_precision"] is False
 
 
 def _features_file(tmp_path):

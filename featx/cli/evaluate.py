@@ -34,9 +34,10 @@ def command(target, data_path, ten_crop, out_path, batch_size, progress):
     for w in rec.get("warnings", []):
         warn(w)
     sc = rec["single_crop"]
+    unit = "images" if rec["kind"] == "scratch" else "rows"
     say(f"{rec['method']} on {rec['data']['path']} ({rec['data']['rows']} rows)")
     say(f"  single-crop  rank-1 {_pct(sc['rank1'])}  rank-5 {_pct(sc['rank5'])}  "
-        f"({sc['images_per_second']} rows/s)")
+        f"({sc['images_per_second']} {unit}/s)")
     tc = rec.get("ten_crop")
     if tc:
         say(f"  ten-crop     rank-1 {_pct(tc['rank1'])}  rank-5 {_pct(tc['rank5'])}  "
