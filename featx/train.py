@@ -135,6 +135,12 @@ def apply_l2(model, l2: float) -> int:
     return n
 
 
+def _warn(warnings: list, on_warning, msg: str) -> None:
+    warnings.append(msg)
+    if on_warning is not None:
+        on_warning(msg)
+
+
 def _gpu_available() -> bool:
     import tensorflow as tf
 
@@ -276,8 +282,13 @@ def _export(model, path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------- train
-def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int = 2) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.train`` into ``cfg.out``; see the module docstring."""
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int | str = 2,
+          on_warning=None) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.train`` into ``cfg.out``; see the module docstring.
+
+    ``verbose`` is Keras' (0, 1, 2, "auto"); ``on_warning(msg)`` is called as soon as a warning
+    arises (they are also listed in the result and in config.json).
+    """
     cfg.check()
     info = _model_info(cfg.model)
     run = RunDir.of(cfg.out)
@@ -311,7 +322,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, ve
                 f"featx build --size {size} (or larger) or pass --input-size {min(h, w)}"
             )
         if min(h, w) > 2 * size:
-            warnings.append(
+            _warn(warnings, on_warning,
                 f"stored images ({h}x{w}px) are much larger than the {size}px input: random crops see a small "
                 f"part of each image; build with --size ~{int(size * 1.15)} or pass a larger --input-size"
             )

@@ -243,6 +243,12 @@ def test_one_line_errors(stores, tmp_path):
                                                  "-o", str(tmp_path / "e"), "--input-size", "16"])
     assert "holds features" in err(["train", TINY, "--train", _features_file(tmp_path), "-o", str(tmp_path / "f")])
 
+    small = _invoke(["train", TINY, "--train", stores["train"], "-o", str(tmp_path / "g"), "--input-size", "8",
+                     "--epochs", "1", "--batch-size", "48", "--no-progress"])
+    assert small.exit_code == 0
+    assert "WARNING: stored images (20x20px) are much larger than the 8px input" in small.output
+    assert _config(tmp_path / "g")["warnings"] and _config(tmp_path / "g")["val_rows"] == 0
+
 
 def test_gpu_code_paths_forced_on_cpu_then_changed_parameters_refused(stores, tmp_path):
     """Mixed precision + XLA (the GPU defaults) forced on, then a rerun with other options."""

@@ -101,9 +101,7 @@ def command(model, train_path, val_path, out_dir, input_size, epochs, batch_size
         initial_epoch=initial_epoch,
     )
     verbose = 2 if progress is False else (1 if progress else "auto")
-    result = train(cfg, resume=resume, overwrite=overwrite, verbose=verbose)
-    for w in result.warnings:
-        warn(w)
+    result = train(cfg, resume=resume, overwrite=overwrite, verbose=verbose, on_warning=warn)
     if result.reused:
         say(f"already complete, kept: {result.run_dir} ({result.epochs} epochs)")
     else:
