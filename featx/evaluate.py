@@ -210,7 +210,7 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
             chunks.append(np.asarray(estimator.predict_proba(x), dtype=np.float64))
         secs = time.perf_counter() - t0
         rows = len(reader)
-    probs = np.concatenate(chunks) if chunks else np.zeros((0, len(names)))
+    probs = _full_columns(np.concatenate(chunks), getattr(estimator, "classes_", None), len(names))
     single = score(y, probs, names)
     record = make_metrics(
         method=manifest.get("method") or f"{mb or 'features'} + LR",
@@ -230,6 +230,16 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
     path = Path(out) if out else default_output(target)
     write_metrics(path, record)
     return EvalResult(record, path, single["classification_report_text"])
+
+
+def _full_columns(probs: np.ndarray, classes, n_classes: int) -> np.ndarray:
+    """``(N, n_classes)`` probabilities: a classifier fit on a subset of the labels gives one
+    column per class it saw (``classes_``); the others get probability 0."""
+    if probs.shape[1] == n_classes or classes is None:
+        return probs
+    full = np.zeros((probs.shape[0], n_classes), probs.dtype)
+    full[:, np.asarray(classes, dtype=int)] = probs
+    return full
 
 
 def _params(estimator) -> int | None:

@@ -403,12 +403,3 @@ def _fit(cfg, conf, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> T
     )
     atomic_write_json(run.config, conf)
     return _result(run, conf, reused=False, resumed_from=resumed_from, warnings=warnings)
-
-
-def train_time(run_dir) -> float | None:
-    """Training seconds recorded in a run's config (None when unknown)."""
-    try:
-        v = RunDir.of(run_dir).read_config().get("train_seconds")
-    except FeatxError:
-        return None
-    return None if v is None else float(v)

@@ -237,3 +237,12 @@ def test_classifier_mismatches_are_one_line_errors(classifier, tmp_path):
     img = make_stores(tmp_path / "img", size=8, classes=6, n_train=6, n_val=6, n_test=6)
     with pytest.raises(FeatxError, match="holds images, expected features"):
         evaluate(path, img["test"])
+
+
+def test_classifier_that_never_saw_a_class_gets_a_zero_column():
+    from featx.evaluate import _full_columns
+
+    probs = np.array([[0.7, 0.3], [0.2, 0.8]])
+    full = _full_columns(probs, np.array([0, 2]), 3)
+    np.testing.assert_array_equal(full, [[0.7, 0.0, 0.3], [0.2, 0.0, 0.8]])
+    assert _full_columns(probs, np.array([0, 1]), 2) is probs

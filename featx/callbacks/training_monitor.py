@@ -88,6 +88,7 @@ def plot_history(history: dict, title: str = "") -> bytes:
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4), dpi=100)
     epochs = history.get("epoch", [])
@@ -99,6 +100,7 @@ def plot_history(history: dict, title: str = "") -> bytes:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3,
                         label="validation" if key.startswith("val_") else "train")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
