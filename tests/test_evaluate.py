@@ -174,11 +174,10 @@ def _features(path, dim, classes, n=23, seed=0, backbone="resnet50"):
 
 @pytest.fixture
 def classifier(tmp_path, monkeypatch):
-    """A fitted classifier file and the ``load_classifier`` that returns it with its manifest.
-
-    Uses ``featx.classify.load_classifier`` when that module exists, otherwise a stand-in module
-    with its documented signature ``load_classifier(path) -> (estimator, manifest)``.
-    """
+    """A fitted classifier file, and a stand-in ``featx.classify`` module whose
+    ``load_classifier(path) -> (estimator, manifest)`` has the documented signature and manifest
+    keys (``label_names``, ``backbone``, ``feature_dim``): this tests evaluate's classifier branch
+    on its own; the real export/load round trip is featx.classify's to test."""
     import pickle
 
     from sklearn.linear_model import LogisticRegression
