@@ -179,9 +179,17 @@ def evaluate_model(target, data, *, ten_crop=False, batch_size=64, out=None, pro
 
 
 # ------------------------------------------------------------------------------- classifiers
+def _manifest_backbone(manifest: dict) -> tuple[str | None, str | None]:
+    """(backbone name, weights) recorded in a classifier manifest (a settings dict, or a name)."""
+    bb = manifest.get("backbone")
+    if isinstance(bb, dict):
+        return bb.get("name"), bb.get("weights")
+    return (str(bb) if bb else None), None
+
+
 def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=None, progress=None) -> EvalResult:
-    """Evaluate an exported ``featx fit`` classifier on a features file."""
-    from featx.classify import load_classifier
+    """Evaluate an exported ``featx fit`` classifier on a features file (from ``featx extract``)."""
+    from featx.classify import full_proba, load_classifier
     from featx.store import open_store
 
     if ten_crop:
@@ -189,16 +197,18 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
     target = Path(target)
     estimator, manifest = load_classifier(target)
     names = list(manifest.get("label_names") or [])
+    mb, mw = _manifest_backbone(manifest)
     with open_store(data, kind="features") as reader:
         dim, want = reader.row_shape[0], manifest.get("feature_dim")
         if want is not None and int(want) != dim:
             raise FeatxError(
-                f"{data} holds {dim}-d features, the classifier expects {want}-d "
-                f"({manifest.get('backbone')}); extract with the same backbone"
+                f"{data} holds {dim}-d features, the classifier expects {want}-d ({mb}); extract with the same backbone"
             )
-        fb, mb = reader.attrs.get("backbone"), manifest.get("backbone")
+        fb, fw = reader.attrs.get("backbone"), reader.attrs.get("weights")
         if fb and mb and fb != mb:
             raise FeatxError(f"{data} holds {fb} features, the classifier was fit on {mb} features")
+        if fw and mw and fw != mw:
+            raise FeatxError(f"{data} holds features of {fb} with weights={fw}, the classifier was fit on weights={mw}")
         if names and reader.label_names != names:
             raise FeatxError(f"{data} has labels {reader.label_names}, the classifier knows {names}")
         names = names or reader.label_names
@@ -207,13 +217,13 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
         t0 = time.perf_counter()
         for x, _ in tqdm(reader.iter_batches(batch_size), total=-(-len(reader) // batch_size), desc="predict",
                          unit="batch", disable=None if progress is None else not progress, dynamic_ncols=True):
-            chunks.append(np.asarray(estimator.predict_proba(x), dtype=np.float64))
+            chunks.append(full_proba(estimator, x, len(names)))
         secs = time.perf_counter() - t0
         rows = len(reader)
-    probs = _full_columns(np.concatenate(chunks), getattr(estimator, "classes_", None), len(names))
+    probs = np.concatenate(chunks).astype(np.float64)
     single = score(y, probs, names)
     record = make_metrics(
-        method=manifest.get("method") or f"{mb or 'features'} + LR",
+        method=manifest.get("method") or f"{mb or 'features'} features + LR",
         kind="transfer",
         model={"name": manifest.get("name") or type(estimator).__name__, "backbone": mb,
                "params": _params(estimator), "size_bytes": target.stat().st_size, "path": str(target)},
@@ -225,21 +235,11 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
         confusion_matrix=single["confusion_matrix"],
         history=None,
         warnings=list(manifest.get("warnings", [])),
-        config={"batch_size": batch_size},
+        config={"batch_size": batch_size, "backbone": manifest.get("backbone")},
     )
     path = Path(out) if out else default_output(target)
     write_metrics(path, record)
     return EvalResult(record, path, single["classification_report_text"])
-
-
-def _full_columns(probs: np.ndarray, classes, n_classes: int) -> np.ndarray:
-    """``(N, n_classes)`` probabilities: a classifier fit on a subset of the labels gives one
-    column per class it saw (``classes_``); the others get probability 0."""
-    if probs.shape[1] == n_classes or classes is None:
-        return probs
-    full = np.zeros((probs.shape[0], n_classes), probs.dtype)
-    full[:, np.asarray(classes, dtype=int)] = probs
-    return full
 
 
 def _params(estimator) -> int | None:
