@@ -174,7 +174,9 @@ class StoreWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             self.path.unlink()  # overwrite: the old final file goes only once we start anew
-        f = h5py.File(self.partial_path, "w", libver="latest")
+        # Not libver="latest": its superblock v3 marks the file "open for write", and after a SIGKILL
+        # HDF5 refuses to reopen it ("may use h5clear"), so the run would silently start over.
+        f = h5py.File(self.partial_path, "w", libver=("earliest", "v108"))
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
         dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
