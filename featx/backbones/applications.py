@@ -1,0 +1,57 @@
+"""``keras.applications`` backbones: ImageNet classifiers without their top, globally average-pooled.
+
+Each builder returns the headless network (``include_top=False, pooling="avg"``, so the output is a
+vector per image, not a ``7x7xC`` map) and the application's own ``preprocess_input``.
+"""
+
+from __future__ import annotations
+
+from featx.backbones.registry import register_backbone
+
+
+def _app(module: str, constructor: str, weights, input_shape):
+    import importlib
+
+    mod = importlib.import_module(f"keras.applications.{module}")
+    model = getattr(mod, constructor)(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+    return model, mod.preprocess_input
+
+
+@register_backbone(
+    dim=2048, default_size=224, preprocessing="caffe",
+    description="ResNet50 (ImageNet), global average pool [default]",
+)
+def resnet50(weights, input_shape):
+    return _app("resnet50", "ResNet50", weights, input_shape)
+
+
+@register_backbone(
+    dim=512, default_size=224, preprocessing="caffe",
+    description="VGG16 (ImageNet), global average pool of block5",
+)
+def vgg16(weights, input_shape):
+    return _app("vgg16", "VGG16", weights, input_shape)
+
+
+@register_backbone(
+    dim=2048, default_size=299, min_size=75, preprocessing="tf",
+    description="InceptionV3 (ImageNet), global average pool",
+)
+def inceptionv3(weights, input_shape):
+    return _app("inception_v3", "InceptionV3", weights, input_shape)
+
+
+@register_backbone(
+    dim=1280, default_size=224, preprocessing="tf",
+    description="MobileNetV2 1.0 (ImageNet), fast on CPU",
+)
+def mobilenetv2(weights, input_shape):
+    return _app("mobilenet_v2", "MobileNetV2", weights, input_shape)
+
+
+@register_backbone(
+    dim=1280, default_size=224, preprocessing="none",
+    description="EfficientNetB0 (ImageNet), rescaling built into the model",
+)
+def efficientnetb0(weights, input_shape):
+    return _app("efficientnet", "EfficientNetB0", weights, input_shape)

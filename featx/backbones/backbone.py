@@ -1,0 +1,216 @@
+"""Build a backbone by name (or ``keras:PATH[:LAYER]``) and run it as a compiled function.
+
+:func:`build_backbone` returns a :class:`Backbone`: the Keras model, its preprocessing, the feature
+dimension, the input size and a ``settings`` dict that feature files and classifier manifests record
+(so ``featx predict`` can rebuild exactly the same extractor with :func:`backbone_from_settings`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from featx.backbones import applications  # noqa: F401 - registers the keras.applications backbones
+from featx.backbones.registry import KERAS_PREFIX, get_backbone_info
+from featx.backbones.weights import (
+    IMAGENET,
+    NONE,
+    is_download_error,
+    offline_error,
+    quiet_failed_download,
+    resolve_weights,
+    sha256_file,
+)
+from featx.errors import FeatxError
+
+
+@dataclasses.dataclass
+class Backbone:
+    """A built feature extractor.
+
+    Attributes:
+        model: Keras model mapping preprocessed ``(N, S, S, 3)`` floats to ``(N, dim)`` features.
+        preprocess: maps float32 RGB 0..255 batches to the model's input (identity for ``none``).
+        dim: feature length.
+        image_size: input side ``S`` in pixels.
+        settings: JSON-able description (``name``, ``weights``, ``image_size``, ``preprocessing``,
+            ``dim``, plus a sha256 of any local weights or model file).
+        mixed_precision: whether the model computes in float16 (features are returned as float32).
+    """
+
+    model: object
+    preprocess: Callable
+    dim: int
+    image_size: int
+    settings: dict
+    mixed_precision: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.settings["name"]
+
+    def feature_function(self, *, xla: bool = False):
+        """A ``tf.function``: uint8/float RGB 0..255 batch ``(N, H, W, 3)`` -> float32 ``(N, dim)``.
+
+        Inputs of another size are resized on the fly (bilinear, antialiased); preprocessing and
+        the forward pass (``training=False``) run in the same compiled graph, with XLA if asked.
+        """
+        import tensorflow as tf
+
+        size, model, preprocess = self.image_size, self.model, self.preprocess
+
+        def features(x):
+            x = tf.cast(x, tf.float32)
+            if x.shape[1] != size or x.shape[2] != size:
+                x = tf.image.resize(x, (size, size), antialias=True)
+            y = model(preprocess(x), training=False)
+            return tf.cast(y, tf.float32)
+
+        return tf.function(features, jit_compile=bool(xla), reduce_retracing=True)
+
+    def __call__(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Features of an in-memory batch of RGB images (uint8 or float 0..255)."""
+        fn = getattr(self, "_fn", None) or self.feature_function()
+        self._fn = fn
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected RGB images of shape (N, H, W, 3). Received: {images.shape}")
+        out = [np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@contextlib.contextmanager
+def precision_policy(mixed: bool):
+    """Build layers under ``mixed_float16`` when ``mixed``; the previous global policy is restored."""
+    if not mixed:
+        yield
+        return
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+#: Seed of the random init used for ``weights="none"``: the same spec gives the same features in
+#: every run, so smoke runs resume and ``featx predict`` rebuilds the extractor a classifier saw.
+RANDOM_SEED = 0
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None):
+    """Seed Keras' initializers; Python's and NumPy's global random states are restored after."""
+    if seed is None:
+        yield
+        return
+    import random
+
+    import keras
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def build_backbone(
+    spec: str = "resnet50",
+    weights=IMAGENET,
+    image_size: int | None = None,
+    *,
+    mixed_precision: bool = False,
+) -> Backbone:
+    """Build the backbone ``spec``: a registered name (``resnet50``...) or ``keras:PATH[:LAYER]``.
+
+    ``weights`` is ``"imagenet"`` (Keras' download and cache), ``"none"``/``None`` (a seeded random
+    init, for tests and smoke runs) or the path of a weights file for the headless network. Raises
+    :class:`~featx.errors.WeightsUnavailableError` when ImageNet weights are neither cached nor
+    downloadable, and :class:`~featx.errors.FeatxError` for any other unusable argument.
+    """
+    spec = str(spec).strip()
+    if spec.lower().startswith(KERAS_PREFIX):
+        from featx.backbones.saved import build_saved
+
+        return build_saved(spec, weights=weights, image_size=image_size)
+    info = get_backbone_info(spec)
+    size = int(image_size or info.default_size)
+    if size < info.min_size:
+        raise FeatxError(f"{info.name} needs an image size of at least {info.min_size}px. Received: {size}")
+    kind, path = resolve_weights(weights)
+    with precision_policy(mixed_precision), _seeded(RANDOM_SEED if kind == NONE else None):
+        try:
+            with quiet_failed_download():
+                model, preprocess = info.builder(IMAGENET if kind == IMAGENET else None, (size, size, 3))
+        except Exception as e:  # noqa: BLE001 - Keras raises bare Exception for download failures
+            if kind == IMAGENET and is_download_error(e):
+                raise offline_error(info.name) from None
+            if kind == IMAGENET and "hash" in str(e).lower():
+                raise FeatxError(
+                    f"the cached ImageNet weights for {info.name} are corrupt ({_first_line(e)}): "
+                    "delete the file from the Keras cache or pass --weights /path/to/weights.h5"
+                ) from None
+            raise FeatxError(f"cannot build backbone {info.name} at {size}px: {_first_line(e)}") from None
+    settings = {
+        "name": info.name,
+        "weights": path if kind == "file" else kind,
+        "image_size": size,
+        "preprocessing": info.preprocessing,
+        "dim": info.dim,
+    }
+    if kind == NONE:
+        settings["seed"] = RANDOM_SEED
+    if kind == "file":
+        try:
+            model.load_weights(path)
+        except Exception as e:  # noqa: BLE001 - h5py/keras raise many kinds
+            raise FeatxError(
+                f"cannot load weights {path} into {info.name}: {_first_line(e)} (expected weights of "
+                f"{info.name} without its top, e.g. Keras' *_notop.h5 or a .weights.h5 saved from it)"
+            ) from None
+        settings["weights_sha256"] = sha256_file(path)
+    dim = int(model.output_shape[-1])
+    if dim != info.dim:  # pragma: no cover - guards the registry's documented dims
+        raise FeatxError(f"{info.name} gave {dim}-d features, registry says {info.dim}")
+    return Backbone(model, preprocess, dim, size, settings, mixed_precision=bool(mixed_precision))
+
+
+def backbone_from_settings(settings: dict, *, mixed_precision: bool = False) -> Backbone:
+    """Rebuild the backbone a feature file or classifier manifest records, checking it is the same."""
+    if not settings or "name" not in settings:
+        raise FeatxError("no backbone recorded (features made outside featx extract): cannot rebuild it")
+    weights = settings.get("weights", IMAGENET)
+    backbone = build_backbone(
+        settings["name"],
+        weights=None if weights == NONE else weights,
+        image_size=settings.get("image_size"),
+        mixed_precision=mixed_precision,
+    )
+    for key in ("weights_sha256", "model_sha256"):
+        if settings.get(key) and backbone.settings.get(key) != settings[key]:
+            raise FeatxError(
+                f"backbone file of {settings['name']} changed since the features were extracted "
+                f"({key} {backbone.settings.get(key)} != recorded {settings[key]}): use the original file"
+            )
+    if settings.get("dim") and int(settings["dim"]) != backbone.dim:
+        raise FeatxError(f"backbone {settings['name']} now gives {backbone.dim}-d features, recorded {settings['dim']}")
+    return backbone
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,129 @@
+"""Input pipelines that feed a backbone, and the loop that runs it.
+
+* :func:`image_dataset`: image files -> ``tf.data`` with parallel decode + resize (featx's own
+  :func:`~featx.data.decode.load_image`: EXIF, gray, CMYK, alpha, 16-bit), in source order,
+  batched and prefetched. A file that cannot be decoded yields a blank image and its reason.
+* :func:`store_dataset`: an images HDF5 written by ``featx build`` -> contiguous batches.
+* :func:`iter_features`: runs the backbone's compiled function over such a dataset, dispatching
+  the next batch before reading back the previous one (on a GPU the two overlap).
+
+Every dataset element is ``(index int64 (B,), images uint8 (B, H, W, 3), reason string (B,))`` with
+``reason == b""`` for a usable image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from featx.data.decode import decode_task
+
+DECODERS = ("tfdata", "pool")
+
+
+def image_dataset(
+    paths: Sequence[str],
+    *,
+    size: int,
+    batch_size: int,
+    resize: str = "aspect",
+    start: int = 0,
+    decoder: str = "tfdata",
+    workers: int | None = None,
+):
+    """Decode ``paths[start:]`` to ``size x size`` RGB in parallel; batches in source order.
+
+    ``decoder="tfdata"`` decodes in ``tf.data`` threads (``tf.numpy_function``,
+    ``num_parallel_calls=AUTOTUNE``, ``deterministic=True``); ``"pool"`` uses featx's process pool
+    (:func:`featx.data.pool.decode_images`) behind a prefetching generator.
+    """
+    import tensorflow as tf
+
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}. Received: decoder={decoder!r}")
+    paths = [str(p) for p in paths]
+    blank = np.zeros((size, size, 3), np.uint8)
+
+    if decoder == "pool":
+        from featx.data.pool import decode_images
+
+        def gen():
+            for i, img, reason in decode_images(paths, size=size, resize=resize, start=start, workers=workers):
+                yield i, (blank if img is None else img), (reason or "").encode()
+
+        sig = (
+            tf.TensorSpec((), tf.int64),
+            tf.TensorSpec((size, size, 3), tf.uint8),
+            tf.TensorSpec((), tf.string),
+        )
+        ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def decode(i):
+        _, img, reason = decode_task((int(i), paths[int(i)], size, resize))
+        return (blank, reason.encode()) if img is None else (img, b"")
+
+    def load(i):
+        img, reason = tf.numpy_function(decode, [i], [tf.uint8, tf.string], stateful=False)
+        img.set_shape((size, size, 3))
+        reason.set_shape(())
+        return i, img, reason
+
+    ds = tf.data.Dataset.range(start, len(paths))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def store_dataset(path: str, *, batch_size: int, start: int = 0):
+    """Batches of an images HDF5 from row ``start``, read as contiguous slabs (file opened inside)."""
+    import tensorflow as tf
+
+    from featx.store import StoreReader
+
+    with StoreReader(path, kind="images") as r:
+        row_shape = r.row_shape
+
+    def gen():
+        with StoreReader(path, kind="images") as reader:
+            i = start
+            for x, _ in reader.iter_batches(batch_size, start=start):
+                n = len(x)
+                yield np.arange(i, i + n, dtype=np.int64), x, np.full(n, b"", dtype=object)
+                i += n
+
+    sig = (
+        tf.TensorSpec((None,), tf.int64),
+        tf.TensorSpec((None, *row_shape), tf.uint8),
+        tf.TensorSpec((None,), tf.string),
+    )
+    return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(tf.data.AUTOTUNE)
+
+
+def iter_features(backbone, dataset, *, batch_size: int, xla: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Yield ``(indices, features float32 (B, dim), reasons)`` per batch, in dataset order.
+
+    With XLA, a short last batch is zero-padded to ``batch_size`` so the compiled program is reused.
+    """
+    fn = backbone.feature_function(xla=xla)
+    pending = None
+    for idx, images, reasons in dataset:
+        n = int(idx.shape[0])
+        if xla and n < batch_size:
+            import tensorflow as tf
+
+            images = tf.pad(images, [[0, batch_size - n], [0, 0], [0, 0], [0, 0]])
+        out = fn(images)  # dispatched; on a GPU it runs while the previous result is read back
+        if pending is not None:
+            yield _materialize(*pending)
+        pending = (idx, out, reasons, n)
+    if pending is not None:
+        yield _materialize(*pending)
+
+
+def _materialize(idx, out, reasons, n):
+    return (
+        idx.numpy().astype(np.int64),
+        np.asarray(out)[:n].astype(np.float32, copy=False),
+        [r.decode("utf-8", "replace") for r in reasons.numpy()],
+    )

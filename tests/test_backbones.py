@@ -1,0 +1,137 @@
+"""Backbone registry, weights (none / local file / offline ImageNet) and ``keras:PATH[:LAYER]``."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import numpy as np
+import pytest
+
+from featx.backbones import backbone_from_settings, build_backbone, get_backbone_info, list_backbones
+from featx.errors import FeatxError, WeightsUnavailableError
+from tests._transfer_helpers import tiny_model
+
+DOCUMENTED = {  # name: (dim, default input size)
+    "resnet50": (2048, 224),
+    "vgg16": (512, 224),
+    "inceptionv3": (2048, 299),
+    "mobilenetv2": (1280, 224),
+    "efficientnetb0": (1280, 224),
+}
+
+
+def _images(n=2, size=40, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_registry_lists_documented_backbones_resnet50_first():
+    infos = list_backbones()
+    assert [i.name for i in infos][0] == "resnet50"
+    assert {i.name: (i.dim, i.default_size) for i in infos} == DOCUMENTED
+    for info in infos:
+        assert info.description and info.preprocessing in ("caffe", "tf", "none")
+    with pytest.raises(FeatxError, match="unknown backbone 'resnet51'.*keras:PATH"):
+        get_backbone_info("resnet51")
+
+
+@pytest.mark.parametrize("name", [i.name for i in list_backbones()])
+def test_every_backbone_builds_with_random_weights_and_gives_n_by_d(name):
+    info = get_backbone_info(name)
+    size = max(info.min_size, 32)
+    bb = build_backbone(name, weights=None, image_size=size)
+    feats = bb(_images(3, size=size + 8))  # another size: resized on the fly
+    assert feats.shape == (3, info.dim) and feats.dtype == np.float32
+    assert np.isfinite(feats).all()
+    assert bb.settings == {
+        "name": name, "weights": "none", "image_size": size, "preprocessing": info.preprocessing,
+        "dim": info.dim, "seed": 0,
+    }
+
+
+def test_random_weights_are_seeded_and_local_weights_load(tmp_path):
+    a = build_backbone("mobilenetv2", weights="none", image_size=32)
+    b = build_backbone("mobilenetv2", weights="none", image_size=32)
+    x = _images(2, size=32)
+    np.testing.assert_array_equal(a(x), b(x))  # same spec, same features: smoke runs can resume
+
+    # a weights file that differs from the seeded init: features must follow the file
+    rng = np.random.default_rng(1)
+    a.model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in a.model.get_weights()])
+    path = tmp_path / "mnv2.weights.h5"
+    a.model.save_weights(path)
+    c = build_backbone("mobilenetv2", weights=str(path), image_size=32)
+    np.testing.assert_allclose(c(x), a(x), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(c(x), b(x))
+    assert c.settings["weights"] == str(path.resolve()) and len(c.settings["weights_sha256"]) == 64
+
+
+def test_bad_weights_and_sizes_are_one_line_errors(tmp_path):
+    with pytest.raises(FeatxError, match="not 'imagenet', 'none' or an existing file"):
+        build_backbone("vgg16", weights=str(tmp_path / "missing.h5"), image_size=32)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5")
+    with pytest.raises(FeatxError, match="cannot load weights .*junk.h5 into vgg16"):
+        build_backbone("vgg16", weights=str(junk), image_size=32)
+    with pytest.raises(FeatxError, match="inceptionv3 needs an image size of at least 75px"):
+        build_backbone("inceptionv3", weights=None, image_size=32)
+
+
+def test_offline_imagenet_gives_one_clear_line(tmp_path, monkeypatch):
+    """No network and an empty Keras cache: WeightsUnavailableError, then one CLI line, no traceback."""
+    from click.testing import CliRunner
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def no_network(*a, **k):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras"))
+    monkeypatch.setattr(file_utils, "urlretrieve", no_network)
+    with pytest.raises(WeightsUnavailableError) as e:
+        build_backbone("resnet50", weights="imagenet", image_size=32)
+    msg = str(e.value)
+    assert msg.startswith("ImageNet weights for resnet50 are not in the Keras cache")
+    assert str(tmp_path / "keras" / "models") in msg and "--weights /path/to/weights.h5" in msg
+    assert "--weights none" in msg and "\n" not in msg
+
+    from featx.cli import cli
+
+    from PIL import Image
+
+    (tmp_path / "src" / "a").mkdir(parents=True)
+    Image.fromarray(_images(1, size=20)[0]).save(tmp_path / "src" / "a" / "0.png")
+    result = CliRunner().invoke(cli, ["extract", str(tmp_path / "src"), "-o", str(tmp_path / "f.h5"),
+                                      "--image-size", "32"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: {msg}"]
+    assert not (tmp_path / "f.h5").exists()
+
+
+def test_saved_keras_model_cut_at_default_and_named_layer(tmp_path):
+    from tests._transfer_helpers import reference_features
+
+    path = tiny_model(tmp_path / "run" / "model.keras")
+    x = _images(3, size=16)
+    bb = build_backbone(f"keras:{path}")  # default: input of the final Dense = "fc"
+    assert (bb.dim, bb.image_size) == (6, 16)
+    assert bb.settings["name"] == f"keras:{path.resolve()}:fc" and bb.settings["preprocessing"] == "none"
+    np.testing.assert_allclose(bb(x), reference_features(path, "fc", x), rtol=1e-5, atol=1e-6)
+
+    conv = build_backbone(f"keras:{path}:conv")  # a 4-D output is average-pooled
+    assert conv.dim == 4
+    np.testing.assert_allclose(conv(x), reference_features(path, "conv", x).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+    again = backbone_from_settings(bb.settings)  # what featx predict does with a manifest
+    np.testing.assert_allclose(again(x), bb(x), rtol=1e-6)
+
+    with pytest.raises(FeatxError, match="has no layer 'nope'"):
+        build_backbone(f"keras:{path}:nope")
+    with pytest.raises(FeatxError, match="takes 16x16 images"):
+        build_backbone(f"keras:{path}", image_size=32)
+    with pytest.raises(FeatxError, match="does not exist"):
+        build_backbone(f"keras:{tmp_path / 'none.keras'}")
+
+    tiny_model(path, classes=4)  # the file changes after features were made from it
+    with pytest.raises(FeatxError, match="changed since the features were extracted"):
+        backbone_from_settings(bb.settings)
