@@ -1,0 +1,39 @@
+"""``featx predict CLF IMAGES_OR_FOLDERS...``."""
+
+from __future__ import annotations
+
+import click
+
+from featx.cli.options import say
+
+
+@click.command("predict")
+@click.argument("classifier", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, help="Best labels listed per image.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
+def command(classifier, inputs, top_k, csv_path, batch_size):
+    """Classify images with CLASSIFIER (written by featx fit).
+
+    Runs the backbone recorded in the classifier's manifest, then the classifier. INPUTS are image
+    files and folders (searched recursively). The classifier's sha256 is checked before it is
+    loaded. A file that cannot be decoded is reported on its line; the others are classified.
+    """
+    from featx.predict import predict_images, write_csv
+
+    rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size)
+    k = max(1, min(top_k, len(manifest["label_names"])))
+    width = min(60, max([len(r.path) for r in rows] + [4]))
+    say(f"{'path':<{width}}  {'label':<16} {'prob':>6}  top-{k}")
+    for r in rows:
+        shown = r.path if len(r.path) <= width else "..." + r.path[-(width - 3):]
+        if r.error:
+            say(f"{shown:<{width}}  ERROR: {r.error}")
+            continue
+        tops = ", ".join(f"{n} {p:.3f}" for n, p in r.top_k)
+        say(f"{shown:<{width}}  {r.label:<16} {r.probability:6.3f}  {tops}")
+    bad = sum(1 for r in rows if r.error)
+    say(f"{len(rows) - bad} classified, {bad} failed (backbone {manifest['backbone']['name']})")
+    if csv_path:
+        say(f"wrote {write_csv(csv_path, rows, k)}")

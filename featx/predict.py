@@ -1,0 +1,104 @@
+"""``featx predict``: image files -> the backbone a classifier was fit on -> labels and probabilities.
+
+The classifier's manifest names the backbone settings (name, weights, image size, preprocessing,
+resize); the same extractor is rebuilt and run through the same ``tf.data`` pipeline as
+``featx extract``. A file that cannot be decoded gets an error on its own row; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from featx.errors import FeatxError
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str | None = None
+    probability: float | None = None
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None
+
+
+def predict_images(
+    classifier: str | os.PathLike,
+    inputs: list[str | os.PathLike],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    mixed_precision: bool | None = None,
+    xla: bool | None = None,
+) -> tuple[list[Prediction], dict]:
+    """Classify every image in ``inputs`` (files and folders, recursively). Returns rows and the manifest."""
+    from featx.backbones.backbone import backbone_from_settings, gpu_available
+    from featx.backbones.pipeline import image_dataset, iter_features
+    from featx.classify import full_proba, load_classifier
+    from featx.data.discover import list_image_files
+
+    estimator, manifest = load_classifier(classifier)
+    settings = manifest.get("backbone")
+    if not settings:
+        raise FeatxError(
+            f"{classifier} was fit on features without a recorded backbone: predict needs features from featx extract"
+        )
+    paths, missing = list_image_files(list(inputs))
+    rows = [Prediction(path=p) for p in paths]
+    if not paths:
+        if missing:
+            return [Prediction(path=m["path"], error=m["reason"]) for m in missing], manifest
+        raise FeatxError(f"no image files in {', '.join(map(str, inputs))}")
+    gpu = gpu_available() if mixed_precision is None or xla is None else False
+    backbone = backbone_from_settings(settings, mixed_precision=gpu if mixed_precision is None else mixed_precision)
+    if backbone.dim != int(manifest.get("feature_dim", backbone.dim)):
+        raise FeatxError(f"backbone gives {backbone.dim}-d features, the classifier expects {manifest['feature_dim']}")
+    names = list(manifest["label_names"])
+    k = max(1, min(top_k, len(names)))
+    ds = image_dataset(
+        paths, size=backbone.image_size, batch_size=batch_size, resize=settings.get("resize", "aspect")
+        if settings.get("resize") in ("aspect", "plain") else "aspect",
+    )
+    for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=gpu if xla is None else xla):
+        ok = np.array([not r for r in reasons], dtype=bool)
+        proba = full_proba(estimator, feats[ok], len(names)) if ok.any() else np.zeros((0, len(names)))
+        j = 0
+        for i, good, reason in zip(idx, ok, reasons):
+            row = rows[int(i)]
+            if not good:
+                row.error = reason
+                continue
+            p = proba[j]
+            j += 1
+            order = np.argsort(-p, kind="stable")[:k]
+            row.top_k = [(names[c], float(p[c])) for c in order]
+            row.label, row.probability = row.top_k[0]
+    rows.extend(Prediction(path=m["path"], error=m["reason"]) for m in missing)
+    return rows, manifest
+
+
+def write_csv(path: str | os.PathLike, rows: list[Prediction], top_k: int) -> Path:
+    """CSV: ``path,label,probability,top1,p1,...,topK,pK,error``."""
+    from featx.utils import atomic_write_text
+
+    header = ["path", "label", "probability"]
+    for i in range(1, top_k + 1):
+        header += [f"top{i}", f"p{i}"]
+    header.append("error")
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    for r in rows:
+        cells = [r.path, r.label or "", "" if r.probability is None else f"{r.probability:.6f}"]
+        for i in range(top_k):
+            name, p = r.top_k[i] if i < len(r.top_k) else ("", None)
+            cells += [name, "" if p is None else f"{p:.6f}"]
+        cells.append(r.error or "")
+        w.writerow(cells)
+    return atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,203 @@
+"""``featx fit`` / load / ``featx predict``: accuracy, exports, tamper refusal, CLI, no TensorFlow in fit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featx.classify import export_classifier, fit_classifier, load_classifier, side_paths
+from featx.cli import cli
+from featx.errors import FeatxError
+from featx.metrics import read_metrics
+from tests._transfer_helpers import separable_features, tiny_model, write_features
+from tests.conftest import color_image, save
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = [f"class_{c}" for c in range(7)]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = separable_features()
+    return fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=3, jobs=1)
+
+
+def test_fit_on_separable_features_scores_high(fitted):
+    r = fitted
+    assert r.scores["rank1"] >= 0.95 and r.scores["rank5"] == 1.0
+    assert (r.n_train, r.n_test, r.feature_dim) == (210, 70, 16)
+    assert r.best_params["C"] in r.config["grid"] and len(r.cv_results) == 7
+    assert r.config["grid"][0] == pytest.approx(1e-4) and r.config["grid"][-1] == pytest.approx(1e2)
+    assert r.warnings == []  # every fit converged
+    assert list(r.estimator.named_steps) == ["scale", "lr"]
+    assert r.n_params == 7 * 16 + 7
+    assert "class_6" in r.scores["classification_report_text"]
+
+
+def test_export_writes_pickle_manifest_metrics_and_loads_back(fitted, tmp_path):
+    import hashlib
+
+    bb = {"name": "resnet50", "weights": "imagenet", "image_size": 224, "preprocessing": "caffe", "dim": 16}
+    paths = export_classifier(fitted, tmp_path / "clf.pkl", backbone=bb, data={"train": "feats/train.h5"})
+    assert paths == {"classifier": tmp_path / "clf.pkl", "manifest": tmp_path / "clf.manifest.json",
+                     "metrics": tmp_path / "clf.metrics.json"}
+    manifest = json.loads(paths["manifest"].read_text())
+    assert manifest["sha256"] == hashlib.sha256(paths["classifier"].read_bytes()).hexdigest()
+    assert manifest["format"] == "pickle" and manifest["label_names"] == NAMES
+    assert manifest["backbone"] == bb and manifest["feature_dim"] == 16
+    assert {"scikit-learn", "numpy", "featx", "python"} <= set(manifest["versions"])
+    assert manifest["scores"]["rank1"] == fitted.scores["rank1"] and manifest["config"]["cv"] == 3
+
+    metrics = read_metrics(paths["metrics"])
+    assert metrics["kind"] == "transfer" and metrics["method"] == "resnet50 features + LR"
+    assert metrics["model"]["params"] == 7 * 16 + 7
+    assert metrics["model"]["size_bytes"] == paths["classifier"].stat().st_size
+    assert metrics["single_crop"]["rank1"] == fitted.scores["rank1"] and metrics["ten_crop"] is None
+    assert metrics["train_seconds"] == pytest.approx(fitted.fit_seconds, abs=1e-3)
+    assert len(metrics["confusion_matrix"]) == 7
+
+    est, loaded = load_classifier(paths["classifier"])
+    X, _ = separable_features()
+    np.testing.assert_array_equal(est.predict_proba(X), fitted.estimator.predict_proba(X))
+    assert loaded == manifest
+
+    with pytest.raises(FeatxError, match="exists; pass --overwrite"):
+        export_classifier(fitted, tmp_path / "clf.pkl")
+
+
+def test_tampered_or_unverifiable_classifier_is_refused(fitted, tmp_path):
+    clf = export_classifier(fitted, tmp_path / "clf.pkl")["classifier"]
+    blob = bytearray(clf.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    clf.write_bytes(bytes(blob))
+    with pytest.raises(FeatxError, match=r"was modified after export: sha256 .* refusing to load it"):
+        load_classifier(clf)
+    side_paths(clf)[0].unlink()
+    with pytest.raises(FeatxError, match="no manifest clf.manifest.json beside"):
+        load_classifier(clf)
+
+
+def test_skops_export_loads_without_pickle(fitted, tmp_path):
+    paths = export_classifier(fitted, tmp_path / "clf.skops", format="skops")
+    assert paths["manifest"] == tmp_path / "clf.manifest.json"
+    assert not paths["classifier"].read_bytes().startswith(b"\x80")  # a zip, not a pickle stream
+    est, manifest = load_classifier(paths["classifier"])
+    assert manifest["format"] == "skops"
+    X, _ = separable_features()
+    np.testing.assert_allclose(est.predict_proba(X), fitted.estimator.predict_proba(X))
+    paths["classifier"].write_bytes(paths["classifier"].read_bytes() + b"\0")
+    with pytest.raises(FeatxError, match="modified after export"):
+        load_classifier(paths["classifier"])
+
+
+def test_fit_input_errors_are_one_line(tmp_path):
+    X, y = separable_features(n_per_class=4, classes=3)
+    with pytest.raises(FeatxError, match="--cv 5 needs at least 5 training rows per class"):
+        fit_classifier(X, y, label_names=["a", "b", "c"], test_size=3, cv=5, jobs=1)
+    with pytest.raises(FeatxError, match="need at least 2 classes"):
+        fit_classifier(X[y == 0], y[y == 0], label_names=["a", "b", "c"], X_test=X[:2], y_test=y[:2], jobs=1)
+    X[0, 0] = np.nan
+    with pytest.raises(FeatxError, match="NaN"):
+        fit_classifier(X, y, label_names=["a", "b", "c"], jobs=1)
+
+
+def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
+    X, y = separable_features(n_per_class=30, classes=7, seed=1)
+    train = write_features(tmp_path / "train.h5", X[:150], y[:150], NAMES)
+    test = write_features(tmp_path / "test.h5", X[150:], y[150:], NAMES)
+    out = tmp_path / "clf.pkl"
+    args = ["fit", str(train), "--test", str(test), "-o", str(out), "--grid", "0.01,1", "--cv", "2", "--jobs", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "best params: C=" in text and "held-out set: 60 rows (test file)" in text
+    assert "class_6" in text and "rank-1 accuracy: 1.0000" in text and "rank-5 accuracy: 1.0000" in text
+    assert "fit time:" in text and "2 values of C x 2 folds" in text
+    assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
+    assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
+
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1 and "exists; pass --overwrite" in again.output
+    bad_grid = CliRunner().invoke(cli, ["fit", str(train), "-o", str(tmp_path / "x.pkl"), "--grid", "0,abc"])
+    assert bad_grid.exit_code == 2
+
+    from featx.store import StoreWriter
+
+    w = StoreWriter(tmp_path / "images.h5", kind="images", row_shape=(4, 4, 3), dtype=np.uint8, paths=["a", "b"],
+                    labels=[0, 1], label_names=["x", "y"], config={})
+    w.add_batch(0, np.zeros((2, 4, 4, 3), np.uint8))
+    w.finish()
+    wrong = CliRunner().invoke(cli, ["fit", str(tmp_path / "images.h5"), "-o", str(tmp_path / "y.pkl")])
+    assert wrong.exit_code == 1
+    assert "holds images, expected features (a file written by featx extract)" in wrong.output
+
+
+def test_featx_fit_never_imports_tensorflow(tmp_path):
+    X, y = separable_features(n_per_class=10, classes=3)
+    feats = write_features(tmp_path / "f.h5", X, y, ["a", "b", "c"])
+    code = (
+        "import sys\n"
+        "from featx.cli import main\n"
+        "try:\n"
+        f"    main(['fit', {str(feats)!r}, '-o', {str(tmp_path / 'c.pkl')!r}, '--jobs', '1'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code in (0, None), e.code\n"
+        "assert 'tensorflow' not in sys.modules, 'featx fit imported tensorflow'\n"
+        "assert 'keras' not in sys.modules, 'featx fit imported keras'\n"
+        "print('NO-TF-OK')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "NO-TF-OK" in proc.stdout and (tmp_path / "c.pkl").exists()
+
+
+def test_predict_end_to_end_from_a_saved_classifier(tmp_path):
+    """extract (tiny saved Keras model) -> fit -> predict: table, CSV, a bad file on its own line."""
+    rng = np.random.default_rng(5)
+    src = tmp_path / "imgs"
+    for c, name in enumerate(["blue", "green", "red"]):
+        for i in range(8):
+            save(color_image(rng, tint=2 - c), src / name / f"{name}_{i}.png")
+    model = tiny_model(tmp_path / "run" / "model.keras")
+    runner = CliRunner()
+    feats = tmp_path / "f.h5"
+    r = runner.invoke(cli, ["extract", str(src), "-o", str(feats), "-b", f"keras:{model}", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    clf = tmp_path / "clf.pkl"
+    r = runner.invoke(cli, ["fit", str(feats), "-o", str(clf), "--test-size", "6", "--jobs", "1"])
+    assert r.exit_code == 0, r.output
+
+    new = tmp_path / "new"
+    save(color_image(rng, tint=0), new / "reddish.png")
+    save(color_image(rng, tint=2), new / "bluish.jpg")
+    (new / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out_csv = tmp_path / "pred.csv"
+    r = runner.invoke(cli, ["predict", str(clf), str(new), "--csv", str(out_csv), "--top-k", "2"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    row = {Path(line.split()[0]).name: line for line in lines[1:4]}
+    assert "ERROR: undecodable image" in row["broken.jpg"] or "ERROR: not an image" in row["broken.jpg"]
+    assert row["reddish.png"].split()[1] == "red" and row["bluish.jpg"].split()[1] == "blue"
+    assert "2 classified, 1 failed" in r.output
+    with open(out_csv, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [Path(t["path"]).name for t in table] == ["bluish.jpg", "broken.jpg", "reddish.png"]
+    probs = {Path(t["path"]).name: t for t in table}
+    assert probs["reddish.png"]["label"] == probs["reddish.png"]["top1"] == "red"
+    assert float(probs["reddish.png"]["p1"]) >= float(probs["reddish.png"]["p2"]) > 0
+    assert probs["broken.jpg"]["error"] and not probs["broken.jpg"]["label"]
+
+    blob = bytearray(clf.read_bytes())
+    blob[-5] ^= 1
+    clf.write_bytes(bytes(blob))
+    r = runner.invoke(cli, ["predict", str(clf), str(new)])
+    assert r.exit_code == 1 and "was modified after export" in r.output and "Traceback" not in r.output
