@@ -138,6 +138,7 @@ WRITER_SCRIPT = textwrap.dedent(
     w = StoreWriter(sys.argv[1], kind="images", row_shape=(8, 8, 3), dtype=np.uint8,
                     paths=[f"p{i}.png" for i in range(n)], labels=[i % 2 for i in range(n)],
                     label_names=["a", "b"], config={"k": 1}, compute_mean=True, slab_rows=7)
+    print("resumed_from", w.resumed_from, flush=True)
     for i in range(w.next_index, n):
         if i % 11 == 5:
             w.skip(i, "corrupt")
@@ -175,7 +176,10 @@ def test_sigkilled_writer_resumes_to_identical_content(tmp_path):
     rows_before = json.loads(progress.read_text())["rows"]
     assert 40 <= rows_before < 270
 
-    subprocess.run([sys.executable, str(script), str(killed), "0"], check=True, timeout=120)
+    rerun = subprocess.run([sys.executable, "-W", "error", str(script), str(killed), "0"], check=True, timeout=120,
+                           capture_output=True, text=True)
+    resumed = int(rerun.stdout.split("resumed_from")[1].split()[0])
+    assert resumed >= rows_before > 0  # it continued, it did not start over
     a, b = _contents(clean), _contents(killed)
     assert a.keys() == b.keys()
     for k in a:

@@ -24,6 +24,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import warnings as _warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -121,6 +122,7 @@ class StoreWriter:
         self.key = source_key(self.paths, self.labels, self.label_names, self.config)
 
         self.done = False
+        self.resumed_from = 0  # first source index of this run when it resumed an unfinished one
         self._file: h5py.File | None = None
         self._buf: list[np.ndarray] = []
         self._pending_skips: list[dict] = []
@@ -146,10 +148,14 @@ class StoreWriter:
                     f"{self.partial_path} is an unfinished run with different parameters or sources; "
                     "rerun it with the same options to resume, or pass --overwrite to start over"
                 )
-            if progress is not None and progress.get("source_key") == self.key and self._open_partial():
-                self.progress = progress
-                self._pending_next = progress["next_index"]
-                return
+            if progress is not None and progress.get("source_key") == self.key and not overwrite:
+                if self._open_partial():
+                    self.progress = progress
+                    self._pending_next = self.resumed_from = progress["next_index"]
+                    return
+                _warnings.warn(
+                    f"{self.partial_path} could not be reopened; starting {self.path.name} over", stacklevel=3
+                )
             # A partial file without a usable progress record (or opted out): start over.
             self._remove_partial()
         self._create_partial()
