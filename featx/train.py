@@ -380,10 +380,11 @@ def _fit(cfg, conf, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> T
     conf["params"] = int(model.count_params())
     atomic_write_json(run.config, conf)
 
+    # the backup (the resume point) is written last, after the epoch's history and checkpoint
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
         TrainingMonitor(run.curves, run.history, title=f"{cfg.model} ({run.root.name})"),
         EpochCheckpoint(run.checkpoints, every=cfg.checkpoint_every),
+        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
     ]
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=cfg.initial_epoch,
               callbacks=callbacks, verbose=verbose, shuffle=False)  # the reader shuffles
