@@ -58,7 +58,8 @@ class FeatxGroup(click.Group):
         except FeatxError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
-            click.echo("interrupted: what was written is kept; rerun the same command to resume", err=True)
+            how = "add --resume to the same command" if ctx.invoked_subcommand == "train" else "rerun the same command"
+            click.echo(f"interrupted: what was written is kept; {how} to resume", err=True)
             ctx.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
