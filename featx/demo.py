@@ -106,7 +106,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     steps["extract"] = time.perf_counter() - t
 
     t = step(4, "featx fit: GridSearchCV logistic regression on the features")
-    from featx.classify import fit_features, side_paths
+    from featx.classify import fit_features
 
     clf = out / "models" / f"{cfg.backbone}_lr.pkl"
     if clf.exists() and not cfg.overwrite:
@@ -138,9 +138,9 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     t = step(6, "featx evaluate: every method on the same test split (scratch models: ten-crop too)")
     from featx.evaluate import evaluate
 
-    ev = evaluate(clf, feats["test"], out=side_paths(clf)[0].with_name(clf.stem + ".eval.json"))
+    ev = evaluate(clf, feats["test"])  # -> models/<name>.eval.json
     _say_eval(say, ev.record)
-    for m, (run_dir, store) in runs.items():
+    for run_dir, store in runs.values():
         ev = evaluate(run_dir, store / "test.h5", ten_crop=True, progress=cfg.progress)
         _say_eval(say, ev.record)
     steps["evaluate"] = time.perf_counter() - t

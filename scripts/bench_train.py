@@ -42,8 +42,8 @@ def bench_pipeline(reader, batch, size, augment, epochs=2):
 def bench_train_step(model_name, batch, size, classes, steps, mean):
     import keras
     import numpy as np
-    import scratch_models
 
+    import scratch_models
     from featx.preprocess.mean import with_mean_subtraction
 
     rng = np.random.default_rng(0)

@@ -7,7 +7,12 @@ import urllib.error
 import numpy as np
 import pytest
 
-from featx.backbones import backbone_from_settings, build_backbone, get_backbone_info, list_backbones
+from featx.backbones import (
+    backbone_from_settings,
+    build_backbone,
+    get_backbone_info,
+    list_backbones,
+)
 from featx.errors import FeatxError, WeightsUnavailableError
 from tests._transfer_helpers import tiny_model
 
@@ -95,9 +100,9 @@ def test_offline_imagenet_gives_one_clear_line(tmp_path, monkeypatch):
     assert str(tmp_path / "keras" / "models") in msg and "--weights /path/to/weights.h5" in msg
     assert "--weights none" in msg and "\n" not in msg
 
-    from featx.cli import cli
-
     from PIL import Image
+
+    from featx.cli import cli
 
     (tmp_path / "src" / "a").mkdir(parents=True)
     Image.fromarray(_images(1, size=20)[0]).save(tmp_path / "src" / "a" / "0.png")

@@ -25,7 +25,7 @@ def test_gray_alpha_palette_cmyk_16bit_become_rgb(tmp_path, rng):
     cmyk = tmp_path / "c.jpg"
     Image.fromarray(rgb).convert("CMYK").save(cmyk, quality=95)
     sixteen = tmp_path / "s.png"
-    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(sixteen)
+    Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(sixteen)
 
     for p in (gray, alpha, pal, cmyk, sixteen):
         out = read_rgb(p)

@@ -12,6 +12,7 @@
 Importing this package is cheap; Keras/TensorFlow load when a backbone is built.
 """
 
+from featx.backbones import applications  # noqa: E402,F401,I001 - registers the built-in backbones
 from featx.backbones.registry import (
     KERAS_PREFIX,
     BackboneInfo,
@@ -20,7 +21,6 @@ from featx.backbones.registry import (
     list_backbones,
     register_backbone,
 )
-from featx.backbones import applications  # noqa: E402,F401,I001 - registers the built-in backbones
 
 __all__ = [
     "KERAS_PREFIX",

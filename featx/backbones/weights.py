@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import sys
 import socket
+import sys
 import urllib.error
 from pathlib import Path
 

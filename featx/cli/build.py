@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from featx.cli.options import overwrite_option, progress_option, resize_option, say, seed_option, workers_option
+from featx.cli.options import (
+    overwrite_option,
+    progress_option,
+    resize_option,
+    say,
+    seed_option,
+    workers_option,
+)
 
 
 def _split_size(ctx, param, value):
