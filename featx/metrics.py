@@ -47,6 +47,8 @@ def rank_k(y_true: Sequence[int], proba: np.ndarray, k: int, n_classes: int | No
         return None if k > 1 else 1.0
     from sklearn.metrics import top_k_accuracy_score
 
+    if n_classes == 2:  # sklearn wants the positive-class score for binary targets, not (N, 2)
+        proba = proba[:, 1]
     return float(top_k_accuracy_score(np.asarray(y_true), proba, k=k, labels=np.arange(n_classes)))
 
 
