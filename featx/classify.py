@@ -3,9 +3,10 @@
 Pure scikit-learn + NumPy + h5py: importing this module (and running ``featx fit``) never imports
 TensorFlow.
 
-* :func:`fit_classifier`: ``Pipeline(StandardScaler, LogisticRegression(lbfgs))`` tuned by
-  ``GridSearchCV`` over ``C`` (parallel folds with joblib), scored on a held-out set: rank-1,
-  rank-5 (``top_k_accuracy_score``, every row counted) and a classification report.
+* :func:`fit_classifier`: ``Pipeline(scaler, LogisticRegression(lbfgs))`` tuned by
+  ``GridSearchCV`` over ``C`` and the scaler (:mod:`featx.tuning`, :mod:`featx.scaling`), folds run
+  in parallel with joblib; scored on a held-out set: rank-1, rank-5 (``top_k_accuracy_score``,
+  every row counted) and a classification report.
 * :func:`export_classifier`: ``best_estimator_`` as a pickle (or skops) file, a JSON manifest
   beside it (sha256 of the file, label names, backbone settings, feature dimension, versions,
   scores, config) and the metrics JSON that ``featx report`` reads.
@@ -23,23 +24,20 @@ import os
 import pickle
 import platform
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError, OutputExistsError
+from featx.scaling import SCALERS
+from featx.tuning import DEFAULT_GRID, DEFAULT_MAX_ITER, DEFAULT_TOL, make_pipeline  # noqa: F401 - public names
 from featx.utils import atomic_write_bytes, atomic_write_json
 
-#: Default grid of inverse regularization strengths (1e-4 ... 1e2).
-DEFAULT_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
 FORMATS = ("pickle", "skops")
 MANIFEST_SCHEMA = "featx.classifier/1"
-#: lbfgs stopping tolerance: measured by scripts/bench_fit.py, 1e-3 gives the accuracy of 1e-4
-#: on standardized features in a fraction of the time; every fit still converges.
-DEFAULT_TOL = 1e-3
-DEFAULT_MAX_ITER = 1000
+#: featx's own estimator types that a skops file may hold (plain data, no code runs on load).
+SKOPS_TRUSTED = ("featx.scaling.GlobalScaler",)
 
 
 @dataclasses.dataclass
@@ -71,20 +69,6 @@ def side_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(stem + ".manifest.json"), p.with_name(stem + ".metrics.json")
-
-
-def make_pipeline(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42):
-    """``StandardScaler`` + multinomial ``LogisticRegression`` (lbfgs): converges in tens of iterations."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("lr", LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, random_state=seed)),
-        ]
-    )
 
 
 def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,27 +108,35 @@ def fit_classifier(
     jobs: int | None = -1,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    scalers=SCALERS,
+    refine: bool | None = None,
 ) -> FitResult:
-    """Tune ``C`` by ``cv``-fold ``GridSearchCV`` and score the refit best model on a held-out set.
+    """Tune ``C`` and the scaler by ``cv``-fold ``GridSearchCV``; score the refit best model on a held-out set.
+
+    ``scalers`` lists the candidates (``"standard"``, ``"global"``); cross-validation picks one.
+    ``grid`` defaults to the decades 1e-4..1e2, refined to half decades around the best ``C``
+    (``refine``; see :func:`featx.tuning.search`).
 
     The held-out set is ``(X_test, y_test)`` when given, else a stratified ``test_size`` split
     (fraction or count) of ``(X, y)`` drawn with ``seed``.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+    from sklearn.model_selection import train_test_split
 
     from featx.metrics import score
+    from featx.tuning import search
 
     label_names = [str(n) for n in label_names]
     X, y = _check_xy(X, y, "features")
     n_classes = len(label_names)
     if (y < 0).any() or (y >= n_classes).any():
         raise FeatxError(f"labels must index the {n_classes} label names; got values {y.min()}..{y.max()}")
-    grid = [float(c) for c in (DEFAULT_GRID if grid is None else grid)]
-    if not grid or any(c <= 0 for c in grid):
+    if grid is not None and (not len(grid) or any(float(c) <= 0 for c in grid)):
         raise FeatxError(f"--grid needs positive C values. Received: {grid}")
     if cv < 2:
         raise FeatxError(f"--cv must be at least 2. Received: {cv}")
+    scalers = [str(x) for x in ([scalers] if isinstance(scalers, str) else scalers)]
+    if not scalers or any(x not in SCALERS for x in scalers):
+        raise FeatxError(f"--scaler must be among {', '.join(SCALERS)}. Received: {scalers}")
 
     if X_test is None:
         if not (0 < test_size < 1 or (test_size >= 1 and float(test_size).is_integer())):
@@ -173,41 +165,18 @@ def fit_classifier(
             "use a smaller --cv or more data"
         )
 
-    search = GridSearchCV(
-        make_pipeline(tol=tol, max_iter=max_iter, seed=seed),
-        {"lr__C": grid},
-        cv=StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed),
-        n_jobs=jobs,
-        refit=True,
-        error_score="raise",
+    found = search(
+        X_train, y_train, scalers=scalers, grid=grid, refine=refine, cv=cv, jobs=jobs, tol=tol,
+        max_iter=max_iter, seed=seed,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        t0 = time.perf_counter()
-        search.fit(X_train, y_train)
-        fit_seconds = time.perf_counter() - t0
-    notes = []
-    n_conv = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    if n_conv:
-        notes.append(f"lbfgs hit max_iter={max_iter} in {n_conv} fit(s); raise --max-iter")
-
-    best = search.best_estimator_
+    best = found.estimator
     t1 = time.perf_counter()
     proba = full_proba(best, X_test, n_classes)
     predict_seconds = time.perf_counter() - t1
     scores = score(y_test, proba, label_names)
-    res = search.cv_results_
-    cv_results = [
-        {
-            "C": float(c),
-            "mean_score": float(m),
-            "std_score": float(s),
-            "mean_fit_seconds": float(t),
-        }
-        for c, m, s, t in zip(res["param_lr__C"], res["mean_test_score"], res["std_test_score"], res["mean_fit_time"])
-    ]
     config = {
-        "grid": grid,
+        "grid": found.grid,
+        "refined": found.refined,
         "cv": cv,
         "jobs": jobs,
         "seed": seed,
@@ -216,21 +185,21 @@ def fit_classifier(
         "solver": "lbfgs",
         "tol": tol,
         "max_iter": max_iter,
-        "scaler": "StandardScaler",
+        "scalers": scalers,
     }
     return FitResult(
         estimator=best,
         label_names=label_names,
-        best_params={"C": float(search.best_params_["lr__C"])},
-        cv_score=float(search.best_score_),
-        cv_results=cv_results,
+        best_params=found.best_params,
+        cv_score=found.cv_score,
+        cv_results=found.cv_results,
         scores=scores,
-        fit_seconds=fit_seconds,
+        fit_seconds=found.seconds,
         predict_seconds=predict_seconds,
         n_train=len(X_train),
         n_test=len(X_test),
         feature_dim=int(X.shape[1]),
-        warnings=notes,
+        warnings=found.notes,
         config=config,
     )
 
@@ -316,7 +285,7 @@ def export_classifier(
         "format": format,
         "file": out.name,
         "size_bytes": len(blob),
-        "estimator": "StandardScaler + LogisticRegression",
+        "estimator": f"{type(result.estimator[0]).__name__} + LogisticRegression",
         "label_names": result.label_names,
         "backbone": backbone,
         "feature_dim": result.feature_dim,
@@ -415,10 +384,10 @@ def load_classifier(path: str | os.PathLike) -> tuple[object, dict]:
             import skops.io as sio
         except ImportError:  # pragma: no cover
             raise FeatxError(f"{p} is a skops file: pip install 'featx[skops]' to load it") from None
-        untrusted = sio.get_untrusted_types(data=blob)
+        untrusted = [t for t in sio.get_untrusted_types(data=blob) if t not in SKOPS_TRUSTED]
         if untrusted:
             raise FeatxError(f"{p} holds types skops does not trust: {', '.join(untrusted)}")
-        estimator = sio.loads(blob)
+        estimator = sio.loads(blob, trusted=list(SKOPS_TRUSTED))
     else:
         raise FeatxError(f"{p}: unknown classifier format {fmt!r} in its manifest (expected pickle or skops)")
     return estimator, manifest

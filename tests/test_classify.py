@@ -34,10 +34,17 @@ def test_fit_on_separable_features_scores_high(fitted):
     r = fitted
     assert r.scores["rank1"] >= 0.95 and r.scores["rank5"] == 1.0
     assert (r.n_train, r.n_test, r.feature_dim) == (210, 70, 16)
-    assert r.best_params["C"] in r.config["grid"] and len(r.cv_results) == 7
+    assert r.best_params["scaler"] in ("standard", "global")
+    assert r.best_params["C"] in r.config["grid"] + r.config["refined"]
+    # coarse pass: 7 decades x 2 scalers; fine pass: the half decades either side of the best C
+    assert len(r.config["grid"]) == 7 and len(r.cv_results) == 14 + len(r.config["refined"])
+    assert {c["scaler"] for c in r.cv_results} == {"standard", "global"}
+    best_c = max((c for c in r.cv_results), key=lambda c: c["mean_score"])
+    assert best_c["mean_score"] == pytest.approx(r.cv_score)
     assert r.config["grid"][0] == pytest.approx(1e-4) and r.config["grid"][-1] == pytest.approx(1e2)
     assert r.warnings == []  # every fit converged
     assert list(r.estimator.named_steps) == ["scale", "lr"]
+    assert r.estimator[0].__class__.__name__ == {"standard": "StandardScaler", "global": "GlobalScaler"}[r.best_params["scaler"]]
     assert r.n_params == 7 * 16 + 7
     assert "class_6" in r.scores["classification_report_text"]
 
@@ -85,7 +92,10 @@ def test_tampered_or_unverifiable_classifier_is_refused(fitted, tmp_path):
         load_classifier(clf)
 
 
-def test_skops_export_loads_without_pickle(fitted, tmp_path):
+def test_skops_export_loads_without_pickle(tmp_path):
+    X, y = separable_features()
+    fitted = fit_classifier(X, y, label_names=NAMES, scalers=["global"], grid=[0.1, 1.0], jobs=1)
+    assert type(fitted.estimator[0]).__name__ == "GlobalScaler"
     paths = export_classifier(fitted, tmp_path / "clf.skops", format="skops")
     assert paths["manifest"] == tmp_path / "clf.manifest.json"
     assert not paths["classifier"].read_bytes().startswith(b"\x80")  # a zip, not a pickle stream
@@ -120,7 +130,7 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     text = result.output
     assert "best params: C=" in text and "held-out set: 60 rows (test file)" in text
     assert "class_6" in text and "rank-1 accuracy: 1.0000" in text and "rank-5 accuracy: 1.0000" in text
-    assert "fit time:" in text and "2 values of C x 2 folds" in text
+    assert "fit time:" in text and "4 settings x 2 folds + refit = 9 fits, 2 jobs" in text
     assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
     assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
 
@@ -201,3 +211,26 @@ def test_predict_end_to_end_from_a_saved_classifier(tmp_path):
     clf.write_bytes(bytes(blob))
     r = runner.invoke(cli, ["predict", str(clf), str(new)])
     assert r.exit_code == 1 and "was modified after export" in r.output and "Traceback" not in r.output
+
+
+def test_global_scaler_keeps_relative_feature_sizes():
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.scaling import GlobalScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 1, (500, 3)) * np.array([10.0, 1.0, 0.1])
+    g = GlobalScaler().fit(X)
+    Z = g.transform(X)
+    np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-9)
+    np.testing.assert_allclose(Z.var(axis=0).mean(), 1.0, rtol=1e-9)  # unit variance on average
+    np.testing.assert_allclose(Z.std(axis=0) / Z.std(axis=0)[1], [10, 1, 0.1], rtol=0.1)  # ratios kept
+    assert np.allclose(StandardScaler().fit_transform(X).std(axis=0), 1)  # what standard scaling does instead
+    assert GlobalScaler().fit(np.ones((4, 2))).scale_ == 1.0  # constant features: no division by zero
+
+
+def test_binary_problem_like_dogs_vs_cats():
+    X, y = separable_features(n_per_class=30, classes=2, dim=32, seed=4)
+    r = fit_classifier(X, y, label_names=["cat", "dog"], grid=[0.01, 1.0], jobs=1)
+    assert r.scores["rank1"] >= 0.95 and r.scores["rank5"] is None  # rank-5 is n/a with 2 classes
+    assert r.n_params == 32 + 1
