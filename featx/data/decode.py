@@ -86,14 +86,19 @@ def read_rgb(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndar
     return np.ascontiguousarray(arr)
 
 
+def _interpolation(scale: float) -> int:
+    """Area averaging for strong reductions; bilinear for the last < 2x step (3x faster, and JPEGs
+    reach it after ``draft`` has done the coarse reduction in the DCT domain)."""
+    return cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+
+
 def aspect_aware_resize(image: np.ndarray, width: int, height: int | None = None) -> np.ndarray:
     """Resize the shorter side to the target, then center-crop (the book's AspectAwarePreprocessor)."""
     height = height or width
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
     nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    resized = cv2.resize(image, (nw, nh), interpolation=_interpolation(scale))
     top, left = (nh - height) // 2, (nw - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
@@ -102,8 +107,7 @@ def plain_resize(image: np.ndarray, width: int, height: int | None = None) -> np
     """Resize to exactly ``width x height``, ignoring the aspect ratio."""
     height = height or width
     h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if (width < w and height < h) else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interp)
+    return cv2.resize(image, (width, height), interpolation=_interpolation(min(width / w, height / h)))
 
 
 def load_image(path: str | os.PathLike, size: int | None, resize: str = "aspect") -> np.ndarray:
