@@ -45,6 +45,10 @@ class ExtractResult:
     reused: bool = False
     resumed_from: int = 0
     processed: int = 0
+    #: seconds until the first batch's features came back (pipeline fill + tracing/compilation)
+    first_batch_seconds: float = 0.0
+    #: images/s after the first batch (the rate a long run settles at)
+    steady_images_per_second: float = 0.0
     mixed_precision: bool = False
     xla: bool = False
 
@@ -240,8 +244,11 @@ def extract(
     t_run = time.perf_counter()
     with writer, bar:
         bg = _BackgroundWriter(writer, on_batch)
+        first = 0
         try:
             for idx, feats, reasons in iter_features(bb, ds, batch_size=batch_size, xla=xla):
+                if not first:
+                    first, result.first_batch_seconds = len(idx), time.perf_counter() - t_run
                 bg.put(idx, feats, reasons)
                 bar.update(len(idx))
                 result.processed += len(idx)
@@ -254,6 +261,9 @@ def extract(
     result.skipped = skipped
     result.seconds = time.perf_counter() - t0
     result.images_per_second = result.processed / elapsed if elapsed > 0 else 0.0
+    steady = elapsed - result.first_batch_seconds
+    if result.processed > first and steady > 0:
+        result.steady_images_per_second = (result.processed - first) / steady
     return result
 
 

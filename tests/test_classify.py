@@ -130,7 +130,7 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     text = result.output
     assert "best params: C=" in text and "held-out set: 60 rows (test file)" in text
     assert "class_6" in text and "rank-1 accuracy: 1.0000" in text and "rank-5 accuracy: 1.0000" in text
-    assert "fit time:" in text and "4 settings x 2 folds + refit = 9 fits, 2 jobs" in text
+    assert "fit time:" in text and "4 settings x 2 folds + refit = 9 fits, 2 parallel" in text
     assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
     assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
 

@@ -163,3 +163,29 @@ def test_cli_extract_registered_backbone_with_random_weights(folder, tmp_path):
     ok = CliRunner().invoke(cli, ["extract", str(single), "-o", str(tmp_path / "s.h5"), "-b", "vgg16", "-w", "none",
                                   "--image-size", "32", "--no-progress"])
     assert ok.exit_code == 0, ok.output  # a single-class folder is fine for extract
+
+
+def test_gpu_code_paths_forced_on_cpu(folder, model_path, tmp_path):
+    """Mixed precision, XLA (with the padded last batch) and the overlapped read-back, run on the CPU."""
+    from featx.backbones import build_backbone
+    from featx.backbones.pipeline import image_dataset, iter_features
+
+    plain = extract(folder, tmp_path / "a.h5", backbone="vgg16", weights="none", image_size=32, batch_size=4,
+                    mixed_precision=False, xla=False, progress=False)
+    fast = extract(folder, tmp_path / "b.h5", backbone="vgg16", weights="none", image_size=32, batch_size=4,
+                   mixed_precision=True, xla=True, progress=False)
+    assert (plain.mixed_precision, plain.xla, fast.mixed_precision, fast.xla) == (False, False, True, True)
+    with open_store(tmp_path / "a.h5") as a, open_store(tmp_path / "b.h5") as b:
+        assert len(a) == len(b) == 15 and b.data.dtype == np.float32  # 15 = 3 full batches + 3 padded
+        assert b.config["mixed_precision"] is True and b.config["xla"] is True
+        x, y = a.data[:], b.data[:]
+        assert np.isfinite(y).all()
+        np.testing.assert_allclose(y, x, rtol=0.05, atol=0.02 * float(np.abs(x).max()))
+
+    bb = build_backbone(f"keras:{model_path}")
+    files = [str(folder / p) for p in discover(folder).paths]
+    seq = list(iter_features(bb, image_dataset(files, size=16, batch_size=4), batch_size=4, overlap=False))
+    ovl = list(iter_features(bb, image_dataset(files, size=16, batch_size=4), batch_size=4, overlap=True))
+    assert [i.tolist() for i, _, _ in ovl] == [i.tolist() for i, _, _ in seq] == [list(range(k, min(k + 4, 15))) for k in range(0, 15, 4)]
+    for (_, f1, _), (_, f2, _) in zip(seq, ovl):
+        np.testing.assert_array_equal(f1, f2)

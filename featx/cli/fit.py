@@ -7,6 +7,10 @@ import click
 from featx.cli.options import overwrite_option, say, seed_option, warn
 
 
+def _jobs(jobs) -> str:
+    return "all cores" if jobs is None or jobs < 0 else f"{jobs} parallel"
+
+
 def _grid(ctx, param, value):
     if value is None:
         return None
@@ -70,7 +74,7 @@ def command(features, out, test, test_size, grid, refine, scaler, cv, jobs, fmt,
     say(f"rank-5 accuracy: {rank5}")
     n_fits = len(result.cv_results) * result.config["cv"] + 1
     say(f"fit time: {result.fit_seconds:.2f}s ({len(result.cv_results)} settings x {result.config['cv']} folds "
-        f"+ refit = {n_fits} fits, {result.config['jobs']} jobs)")
+        f"+ refit = {n_fits} fits, {_jobs(result.config['jobs'])})")
     for w in result.warnings:
         warn(w)
     say(f"classifier: {paths['classifier']}")
