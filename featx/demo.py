@@ -36,7 +36,7 @@ class DemoConfig:
     out: str = "featx-demo"
     models: tuple[str, ...] = ("minigooglenet",)
     epochs: int = 8
-    batch_size: int = 64
+    batch_size: int = 32
     per_class: int | None = None  # None: all ~180 digits per class
     image_px: int = 64  # side of the written PNGs
     backbone: str = "resnet50"
@@ -119,6 +119,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
 
     t = step(5, f"featx train: {', '.join(cfg.models)} for {cfg.epochs} epochs")
     from featx.optim import OptimConfig
+    from featx.preprocess.augment import Augment
     from featx.train import TrainConfig, train
 
     runs = {}
@@ -128,6 +129,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
             model=m, train=str(store / "train.h5"), val=str(store / "val.h5"), out=str(out / "runs" / m),
             input_size=DEMO_INPUT[m], epochs=cfg.epochs, batch_size=cfg.batch_size,
             optim=OptimConfig(optimizer="sgd", lr=cfg.lr), seed=cfg.seed,
+            # digits are not mirror-symmetric: no flips, gentler rotation
+            augment=Augment(flip=False, rotation=10.0),
         )
         res = train(tc, overwrite=cfg.overwrite, verbose=0 if cfg.progress is False else 2)
         runs[m] = (res.run_dir, store)

@@ -14,7 +14,7 @@ MODELS = ("minigooglenet", "alexnet", "deepergooglenet")
 @click.option("--models", "-m", multiple=True, type=click.Choice(MODELS), default=("minigooglenet",),
               help="Scratch models to train (repeat to add AlexNet, DeeperGoogLeNet).")
 @click.option("--epochs", type=click.IntRange(min=1), default=8, help="Training epochs per scratch model.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Training batch size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Training batch size.")
 @click.option("--per-class", type=click.IntRange(min=10), default=None,
               help="Digits per class [default: all, about 180].")
 @click.option("--backbone", default="resnet50", help="Feature backbone (see featx models).")
