@@ -17,7 +17,7 @@ from featx.data.pool import decode_images, default_workers
 from featx.data.splits import shuffle_preset, stratified_split
 from featx.errors import FeatxError
 from featx.store import StoreWriter
-from featx.utils import atomic_write_json, read_json
+from featx.utils import atomic_write_json, read_json, summarize_skips
 
 SPLITS = ("train", "val", "test")
 
@@ -38,12 +38,7 @@ class BuildResult:
         parts = ", ".join(f"{s} {sum(self.counts[s].values())}" for s in SPLITS if s in self.counts)
         line = f"wrote {total} images ({parts}) to {self.out_dir}"
         if self.skipped:
-            reasons: dict[str, int] = {}
-            for s in self.skipped:
-                key = s["reason"].split(" (")[0]
-                reasons[key] = reasons.get(key, 0) + 1
-            line += f"; skipped {len(self.skipped)} files (" + ", ".join(f"{v} {k}" for k, v in reasons.items())
-            line += "; listed in build.json)"
+            line += f"; {summarize_skips(self.skipped)[:-1]}; listed in build.json)"
         return line
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from featx.data.decode import RESIZE_MODES
 from featx.errors import FeatxError
 from featx.store import StoreWriter, open_store, peek_kind
+from featx.utils import summarize_skips
 
 #: Rows per durable write: at most this much work is redone after a hard kill.
 SLAB_ROWS = 1024
@@ -62,11 +63,7 @@ class ExtractResult:
                 f"{self.settings.get('image_size')}px) to {self.out_path}{resumed}"
             )
         if self.skipped:
-            reasons: dict[str, int] = {}
-            for s in self.skipped:
-                key = s["reason"].split(" (")[0]
-                reasons[key] = reasons.get(key, 0) + 1
-            line += f"; skipped {len(self.skipped)} files (" + ", ".join(f"{v} {k}" for k, v in reasons.items()) + ")"
+            line += f"; {summarize_skips(self.skipped)}"
         return line
 
 

@@ -58,3 +58,12 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
+
+
+def summarize_skips(skipped: list[dict]) -> str:
+    """``"skipped 3 files (2 undecodable image, 1 empty file)"``: counts per reason, details dropped."""
+    reasons: dict[str, int] = {}
+    for item in skipped:
+        key = item["reason"].split(" (")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return f"skipped {len(skipped)} files (" + ", ".join(f"{v} {k}" for k, v in reasons.items()) + ")"
