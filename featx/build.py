@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featx import __version__
-from featx.data.decode import RESIZE_MODES
+from featx.data.decode import check_resize
 from featx.data.discover import Discovery, discover
 from featx.data.pool import decode_images, default_workers
 from featx.data.splits import shuffle_preset, stratified_split
@@ -64,8 +64,7 @@ def build(
     slab_rows: int | None = None,
 ) -> BuildResult:
     """Write the images of ``src`` into the HDF5 store in ``out_dir``. Resumable and atomic per file."""
-    if resize not in RESIZE_MODES:
-        raise FeatxError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    check_resize(resize)
     if size < 8:
         raise FeatxError(f"--size must be at least 8 pixels. Received: {size}")
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from featx.data.decode import RESIZE_MODES
+from featx.data.decode import check_resize
 from featx.errors import FeatxError
 from featx.store import StoreWriter, open_store, peek_kind
 from featx.utils import summarize_skips
@@ -178,8 +178,7 @@ def extract(
     from featx.backbones.backbone import build_backbone, gpu_available
     from featx.backbones.pipeline import image_dataset, iter_features, store_dataset
 
-    if resize not in RESIZE_MODES:
-        raise FeatxError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    check_resize(resize)
     if batch_size < 1:
         raise FeatxError(f"--batch-size must be >= 1. Received: {batch_size}")
     t0 = time.perf_counter()

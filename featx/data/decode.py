@@ -21,6 +21,14 @@ RESIZE_MODES = ("aspect", "plain")
 Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # large scans are fine; decompression bombs are not
 
 
+def check_resize(resize: str) -> None:
+    """Raise a one-line :class:`~featx.errors.FeatxError` unless ``resize`` is a known mode."""
+    if resize not in RESIZE_MODES:
+        from featx.errors import FeatxError
+
+        raise FeatxError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+
+
 class ImageDecodeError(Exception):
     """This file gives no image; ``str(e)`` is the reason listed in skip reports."""
 
