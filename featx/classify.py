@@ -396,16 +396,11 @@ def load_classifier(path: str | os.PathLike) -> tuple[object, dict]:
 # ---------------------------------------------------------------------------- files -> classifier
 def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str], dict | None]:
     """``(X, y, label_names, backbone settings or None)`` from a features HDF5."""
-    from featx.store import open_store
+    from featx.store import feature_settings, open_store
 
     with open_store(path, kind="features") as r:
         X, y = r.load()
-        raw = r.attrs.get("backbone_settings")
-        try:
-            settings = json.loads(raw) if isinstance(raw, str) else None
-        except ValueError:
-            settings = None
-        return X, y, list(r.label_names), settings
+        return X, y, list(r.label_names), feature_settings(r.attrs) or None
 
 
 def fit_features(

@@ -190,7 +190,7 @@ def _manifest_backbone(manifest: dict) -> tuple[str | None, str | None]:
 def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=None, progress=None) -> EvalResult:
     """Evaluate an exported ``featx fit`` classifier on a features file (from ``featx extract``)."""
     from featx.classify import full_proba, load_classifier
-    from featx.store import open_store
+    from featx.store import feature_settings, open_store
 
     if ten_crop:
         raise FeatxError("--ten-crop applies to scratch models on images files, not to a classifier on features")
@@ -204,7 +204,8 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
             raise FeatxError(
                 f"{data} holds {dim}-d features, the classifier expects {want}-d ({mb}); extract with the same backbone"
             )
-        fb, fw = reader.attrs.get("backbone"), reader.attrs.get("weights")
+        recorded = feature_settings(reader.attrs)
+        fb, fw = recorded.get("name"), recorded.get("weights")
         if fb and mb and fb != mb:
             raise FeatxError(f"{data} holds {fb} features, the classifier was fit on {mb} features")
         if fw and mw and fw != mw:

@@ -175,7 +175,8 @@ def extract(
     ``mixed_precision`` and ``xla`` default to on when TensorFlow sees a GPU and off otherwise.
     ``on_batch(next_index)`` is called (from the writer thread) after each batch reaches the writer.
     """
-    from featx.backbones.backbone import build_backbone, gpu_available
+    from featx.accel import resolve_accel
+    from featx.backbones.backbone import build_backbone
     from featx.backbones.pipeline import image_dataset, iter_features, store_dataset
 
     check_resize(resize)
@@ -183,10 +184,9 @@ def extract(
         raise FeatxError(f"--batch-size must be >= 1. Received: {batch_size}")
     t0 = time.perf_counter()
     source = open_source(src)
-    gpu = gpu_available() if mixed_precision is None or xla is None else False
-    mixed_precision = gpu if mixed_precision is None else bool(mixed_precision)
-    xla = gpu if xla is None else bool(xla)
-    bb = build_backbone(backbone, weights=weights, image_size=image_size, mixed_precision=mixed_precision)
+    accel = resolve_accel(mixed_precision, xla)
+    xla = accel.xla
+    bb = build_backbone(backbone, weights=weights, image_size=image_size, mixed_precision=accel.mixed_precision)
     settings = {**bb.settings, "resize": resize if source.kind == "folder" else "stored"}
     config = {
         "source": source.location,
@@ -195,14 +195,7 @@ def extract(
         "mixed_precision": bb.mixed_precision,
         "xla": xla,
     }
-    attrs = {
-        "backbone": settings["name"],
-        "weights": settings["weights"],
-        "image_size": settings["image_size"],
-        "preprocessing": settings["preprocessing"],
-        "backbone_settings": settings,
-        "source": source.location,
-    }
+    attrs = {"source": source.location}  # backbone settings: recorded once, in config (feature_settings reads them)
     writer = StoreWriter(
         out_path,
         kind="features",
@@ -242,7 +235,7 @@ def extract(
         bg = _BackgroundWriter(writer, on_batch)
         first = 0
         try:
-            for idx, feats, reasons in iter_features(bb, ds, batch_size=batch_size, xla=xla):
+            for idx, feats, reasons in iter_features(bb, ds, batch_size=batch_size, xla=xla, overlap=accel.overlap):
                 if not first:
                     first, result.first_batch_seconds = len(idx), time.perf_counter() - t_run
                 bg.put(idx, feats, reasons)

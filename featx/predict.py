@@ -36,7 +36,8 @@ def predict_images(
     xla: bool | None = None,
 ) -> tuple[list[Prediction], dict]:
     """Classify every image in ``inputs`` (files and folders, recursively). Returns rows and the manifest."""
-    from featx.backbones.backbone import backbone_from_settings, gpu_available
+    from featx.accel import resolve_accel
+    from featx.backbones.backbone import backbone_from_settings
     from featx.backbones.pipeline import image_dataset, iter_features
     from featx.classify import full_proba, load_classifier
     from featx.data.discover import list_image_files
@@ -53,8 +54,8 @@ def predict_images(
         if missing:
             return [Prediction(path=m["path"], error=m["reason"]) for m in missing], manifest
         raise FeatxError(f"no image files in {', '.join(map(str, inputs))}")
-    gpu = gpu_available() if mixed_precision is None or xla is None else False
-    backbone = backbone_from_settings(settings, mixed_precision=gpu if mixed_precision is None else mixed_precision)
+    accel = resolve_accel(mixed_precision, xla)
+    backbone = backbone_from_settings(settings, mixed_precision=accel.mixed_precision)
     if backbone.dim != int(manifest.get("feature_dim", backbone.dim)):
         raise FeatxError(f"backbone gives {backbone.dim}-d features, the classifier expects {manifest['feature_dim']}")
     names = list(manifest["label_names"])
@@ -63,7 +64,7 @@ def predict_images(
         paths, size=backbone.image_size, batch_size=batch_size, resize=settings.get("resize", "aspect")
         if settings.get("resize") in ("aspect", "plain") else "aspect",
     )
-    for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=gpu if xla is None else xla):
+    for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=accel.xla, overlap=accel.overlap):
         ok = np.array([not r for r in reasons], dtype=bool)
         proba = full_proba(estimator, feats[ok], len(names)) if ok.any() else np.zeros((0, len(names)))
         j = 0

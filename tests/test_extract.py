@@ -18,7 +18,7 @@ from featx.cli import cli
 from featx.data import discover, load_image
 from featx.errors import FeatxError
 from featx.extract import extract
-from featx.store import open_store
+from featx.store import feature_settings, open_store
 from tests._transfer_helpers import TINY_SIZE, reference_features, tiny_model
 from tests.conftest import color_image, save
 
@@ -60,9 +60,10 @@ def test_folder_rows_labels_paths_in_source_order(folder, model_path, tmp_path):
         np.testing.assert_allclose(f.data[:], feats, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(f.labels, labels)
         assert f.paths == paths and f.label_names == names == ["bird", "cat", "dog"]
-        assert f.attrs["backbone"] == f"keras:{model_path}:fc" and f.attrs["weights"] == "embedded"
-        assert f.attrs["image_size"] == TINY_SIZE and f.attrs["preprocessing"] == "none"
-        assert json.loads(f.attrs["backbone_settings"])["dim"] == 6
+        s = feature_settings(f.attrs)
+        assert s["name"] == f"keras:{model_path}:fc" and s["weights"] == "embedded" and s["dim"] == 6
+        assert s["image_size"] == TINY_SIZE and s["preprocessing"] == "none" and s["resize"] == "aspect"
+        assert "backbone_settings" not in f.attrs and "backbone" not in f.attrs  # recorded once, in config
     again = extract(folder, out, backbone=f"keras:{model_path}", batch_size=7, progress=False)
     assert again.reused and again.rows == 15  # complete: nothing to do
 
@@ -137,7 +138,7 @@ def test_images_h5_source_is_resized_and_keeps_labels_and_paths(folder, model_pa
         assert f.label_names == src.label_names
         resized = tf.image.resize(tf.cast(src.data[:], tf.float32), (TINY_SIZE, TINY_SIZE), antialias=True).numpy()
         np.testing.assert_allclose(f.data[:], reference_features(model_path, "fc", resized), rtol=1e-4, atol=1e-5)
-        assert json.loads(f.attrs["backbone_settings"])["resize"] == "stored"
+        assert feature_settings(f.attrs)["resize"] == "stored"
 
     with pytest.raises(FeatxError, match="already holds features"):
         extract(out, tmp_path / "g.h5", backbone=f"keras:{model_path}", progress=False)
@@ -154,7 +155,8 @@ def test_cli_extract_registered_backbone_with_random_weights(folder, tmp_path):
     assert "skipped dog/dog_0.png: empty file (0 bytes)" in result.output
     assert "images/s" in result.output and "weights=none" in result.output
     with open_store(out, kind="features") as f:
-        assert f.row_shape == (1280,) and f.attrs["backbone"] == "mobilenetv2" and f.attrs["weights"] == "none"
+        s = feature_settings(f.attrs)
+        assert f.row_shape == (1280,) and s["name"] == "mobilenetv2" and s["weights"] == "none"
 
     bad = CliRunner().invoke(cli, ["extract", str(folder), "-o", str(tmp_path / "g.h5"), "--backbone", "resnet9"])
     assert bad.exit_code == 2 and "choose one of resnet50" in bad.output

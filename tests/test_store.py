@@ -241,3 +241,25 @@ def test_reader_errors(tmp_path):
         f["x"] = [1, 2]
     with pytest.raises(FeatxError, match="not a featx file"):
         open_store(tmp_path / "other.h5")
+
+
+def test_feature_settings_reads_new_and_old_files(tmp_path):
+    from featx.store import feature_settings
+
+    settings = {"name": "resnet50", "weights": "imagenet", "image_size": 224, "preprocessing": "caffe",
+                "dim": 2048, "resize": "aspect"}
+    new = _writer(tmp_path / "new.h5", n=3, kind="features", row_shape=(2,), dtype=np.float32,
+                  config={"backbone": settings})
+    new.add_batch(0, np.zeros((3, 2), np.float32))
+    new.finish()
+    with open_store(tmp_path / "new.h5") as r:
+        assert feature_settings(r.attrs) == settings
+    # featx 0.1: a JSON copy in 'backbone_settings' (resize missing in the oldest files)
+    old = {"backbone": "vgg16", "backbone_settings": json.dumps({**settings, "name": "vgg16", "resize": None}),
+           "config": json.dumps({"backbone": "not a dict"})}
+    assert feature_settings(old)["name"] == "vgg16" and feature_settings(old)["dim"] == 2048
+    # separate attrs only (bytes as h5py may return them)
+    oldest = {"backbone": b"mobilenetv2", "weights": "none", "image_size": np.int64(32), "preprocessing": "tf"}
+    assert feature_settings(oldest) == {"name": "mobilenetv2", "weights": "none", "image_size": 32,
+                                        "preprocessing": "tf", "resize": None}
+    assert feature_settings({"config": "{}"}) == {}

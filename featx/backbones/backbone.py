@@ -193,7 +193,7 @@ def backbone_from_settings(settings: dict, *, mixed_precision: bool = False) -> 
     """Rebuild the backbone a feature file or classifier manifest records, checking it is the same."""
     if not settings or "name" not in settings:
         raise FeatxError("no backbone recorded (features made outside featx extract): cannot rebuild it")
-    weights = settings.get("weights", IMAGENET)
+    weights = settings.get("weights") or IMAGENET
     backbone = build_backbone(
         settings["name"],
         weights=None if weights == NONE else weights,
