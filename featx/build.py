@@ -62,8 +62,12 @@ def build(
     overwrite: bool = False,
     progress: bool | None = None,
     slab_rows: int | None = None,
+    max_pixels: int | None = None,
 ) -> BuildResult:
-    """Write the images of ``src`` into the HDF5 store in ``out_dir``. Resumable and atomic per file."""
+    """Write the images of ``src`` into the HDF5 store in ``out_dir``. Resumable and atomic per file.
+
+    Images whose header declares more than ``max_pixels`` pixels are skipped, never decoded.
+    """
     check_resize(resize)
     if size < 8:
         raise FeatxError(f"--size must be at least 8 pixels. Received: {size}")
@@ -110,7 +114,9 @@ def build(
                     disable=None if progress is None else not progress, dynamic_ncols=True,
                 )
                 with bar:
-                    for i, img, reason in decode_images(abs_paths, size=size, resize=resize, start=start, workers=workers):
+                    for i, img, reason in decode_images(
+                        abs_paths, size=size, resize=resize, start=start, workers=workers, max_pixels=max_pixels
+                    ):
                         if img is None:
                             writer.skip(i, reason)
                         else:
@@ -125,7 +131,7 @@ def build(
 
     result.seconds = time.perf_counter() - t0
     result.images_per_second = decoded / result.seconds if result.seconds > 0 else 0.0
-    _write_reports(result, d, label_names, content, workers)
+    _write_reports(result, d, label_names, {**content, "max_pixels": max_pixels}, workers)
     return result
 
 

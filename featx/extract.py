@@ -169,11 +169,13 @@ def extract(
     decoder: str = "tfdata",
     slab_rows: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    max_pixels: int | None = None,
 ) -> ExtractResult:
     """Extract features of every image in ``src`` into ``out_path`` (resumable, atomic).
 
     ``mixed_precision`` and ``xla`` default to on when TensorFlow sees a GPU and off otherwise.
     ``on_batch(next_index)`` is called (from the writer thread) after each batch reaches the writer.
+    Images declaring more than ``max_pixels`` pixels are skipped, never decoded.
     """
     from featx.accel import resolve_accel
     from featx.backbones.backbone import build_backbone
@@ -223,7 +225,10 @@ def extract(
     start = result.resumed_from = writer.next_index
     n = len(source.paths)
     if source.kind == "folder":
-        ds = image_dataset(source.files, size=bb.image_size, batch_size=batch_size, resize=resize, start=start, decoder=decoder)
+        ds = image_dataset(
+            source.files, size=bb.image_size, batch_size=batch_size, resize=resize, start=start, decoder=decoder,
+            max_pixels=max_pixels,
+        )
     else:
         ds = store_dataset(source.location, batch_size=batch_size, start=start)
     bar = tqdm(

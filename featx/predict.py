@@ -34,8 +34,12 @@ def predict_images(
     batch_size: int = 32,
     mixed_precision: bool | None = None,
     xla: bool | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[list[Prediction], dict]:
-    """Classify every image in ``inputs`` (files and folders, recursively). Returns rows and the manifest."""
+    """Classify every image in ``inputs`` (files and folders, recursively). Returns rows and the manifest.
+
+    Images declaring more than ``max_pixels`` pixels get an error row, never decoded.
+    """
     from featx.accel import resolve_accel
     from featx.backbones.backbone import backbone_from_settings
     from featx.backbones.pipeline import image_dataset, iter_features
@@ -62,7 +66,7 @@ def predict_images(
     k = max(1, min(top_k, len(names)))
     ds = image_dataset(
         paths, size=backbone.image_size, batch_size=batch_size, resize=settings.get("resize", "aspect")
-        if settings.get("resize") in ("aspect", "plain") else "aspect",
+        if settings.get("resize") in ("aspect", "plain") else "aspect", max_pixels=max_pixels,
     )
     for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=accel.xla, overlap=accel.overlap):
         ok = np.array([not r for r in reasons], dtype=bool)

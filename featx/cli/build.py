@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from featx.cli.options import (
+    max_pixels_option,
     overwrite_option,
     progress_option,
     resize_option,
@@ -29,9 +30,10 @@ def _split_size(ctx, param, value):
 @click.option("--test", type=float, default=0.1, callback=_split_size, help="Test split: fraction or count.")
 @seed_option
 @workers_option
+@max_pixels_option
 @overwrite_option
 @progress_option
-def command(src, out_dir, size, resize, val, test, seed, workers, overwrite, progress):
+def command(src, out_dir, size, resize, val, test, seed, workers, max_pixels, overwrite, progress):
     """Write the labelled images in SRC to OUT_DIR/{train,val,test}.h5 (RGB uint8).
 
     SRC is a folder with one subfolder per class, a flat folder of 'label.N.jpg' files, a folder
@@ -43,7 +45,7 @@ def command(src, out_dir, size, resize, val, test, seed, workers, overwrite, pro
 
     result = build(
         src, out_dir, size=size, resize=resize, val=val, test=test, seed=seed,
-        workers=workers, overwrite=overwrite, progress=progress,
+        workers=workers, overwrite=overwrite, progress=progress, max_pixels=max_pixels,
     )
     if result.reused:
         say(f"already complete, kept: {', '.join(result.reused)}")

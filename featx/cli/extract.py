@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from featx.backbones.registry import KERAS_PREFIX, backbone_names
-from featx.cli.options import overwrite_option, progress_option, resize_option, say, warn
+from featx.cli.options import (
+    max_pixels_option,
+    overwrite_option,
+    progress_option,
+    resize_option,
+    say,
+    warn,
+)
 
 #: Skipped files printed one per line; the rest are counted (all are in the file's attrs).
 SHOW_SKIPPED = 20
@@ -29,9 +36,12 @@ def _backbone(ctx, param, value):
 @resize_option
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
 @click.option("--xla/--no-xla", default=None, help="XLA-compile the forward pass [default: on with a GPU].")
+@max_pixels_option
 @overwrite_option
 @progress_option
-def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_precision, xla, overwrite, progress):
+def command(
+    src, out, backbone, weights, batch_size, image_size, resize, mixed_precision, xla, max_pixels, overwrite, progress
+):
     """Run a pretrained backbone over SRC and write one feature row per image to OUT.
 
     SRC is an image folder (class subfolders, 'label.N.jpg' names, train/val/test folders) or a CSV
@@ -44,6 +54,7 @@ def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_p
     result = extract(
         src, out, backbone=backbone, weights=weights, image_size=image_size, batch_size=batch_size,
         resize=resize, mixed_precision=mixed_precision, xla=xla, overwrite=overwrite, progress=progress,
+        max_pixels=max_pixels,
     )
     say(result.summary())
     for s in result.skipped[:SHOW_SKIPPED]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from featx.data.decode import RESIZE_MODES
+from featx.data.decode import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 
 def overwrite_option(f):
@@ -29,6 +29,15 @@ def resize_option(f):
         type=click.Choice(RESIZE_MODES),
         default="aspect",
         help="aspect: shorter side to size then center crop; plain: stretch to size.",
+    )(f)
+
+
+def max_pixels_option(f):
+    return click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PIXELS,
+        help="Skip (never decode) images whose header declares more pixels than this (decompression bombs).",
     )(f)
 
 

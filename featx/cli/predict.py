@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from featx.cli.options import say
+from featx.cli.options import max_pixels_option, say
 
 
 @click.command("predict")
@@ -13,7 +13,8 @@ from featx.cli.options import say
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, help="Best labels listed per image.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
-def command(classifier, inputs, top_k, csv_path, batch_size):
+@max_pixels_option
+def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     """Classify images with CLASSIFIER (written by featx fit).
 
     Runs the backbone recorded in the classifier's manifest, then the classifier. INPUTS are image
@@ -22,7 +23,7 @@ def command(classifier, inputs, top_k, csv_path, batch_size):
     """
     from featx.predict import predict_images, write_csv
 
-    rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size)
+    rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
     k = max(1, min(top_k, len(manifest["label_names"])))
     width = min(60, max([len(r.path) for r in rows] + [4]))
     say(f"{'path':<{width}}  {'label':<16} {'prob':>6}  top-{k}")

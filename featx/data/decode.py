@@ -4,11 +4,16 @@ Pillow decodes (it refuses truncated files instead of returning half an image, a
 EXIF orientation is applied, gray / alpha / palette / CMYK / 16-bit images become 3-channel RGB,
 and JPEGs are decoded at a reduced DCT scale when the target is much smaller (``Image.draft``).
 OpenCV does the resizing.
+
+Decompression bombs: the pixel count an image declares in its header is checked against a budget
+(``max_pixels``, default Pillow's ``Image.MAX_IMAGE_PIXELS``, about 89 M) *before* any pixel is
+decoded; a larger image is skipped with its size in the reason. Pillow's own bomb check is left on.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import cv2
@@ -18,7 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 RESIZE_MODES = ("aspect", "plain")
 
-Image.MAX_IMAGE_PIXELS = 30_000 * 30_000  # large scans are fine; decompression bombs are not
+#: Default pixel budget per image (width x height from the header): Pillow's own bomb threshold.
+DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
 def check_resize(resize: str) -> None:
@@ -59,12 +65,34 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def read_rgb(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndarray:
+def _allow_pixels(max_pixels: int) -> None:
+    """Let Pillow open what the caller's budget allows (a budget above Pillow's default was asked for)."""
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
+    """Raise :class:`ImageDecodeError` if a ``width x height`` image is over the pixel budget."""
+    budget = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if width * height > budget:
+        raise ImageDecodeError(
+            f"image too large ({width}x{height} = {width * height:,} pixels > --max-pixels {budget:,}; "
+            "not decoded)"
+        )
+
+
+def read_rgb(
+    path: str | os.PathLike, *, min_side: int | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Decode ``path`` into an ``(H, W, 3)`` uint8 RGB array with EXIF orientation applied.
 
     ``min_side`` lets JPEG decoding use a reduced scale as long as both sides stay >= ``min_side``.
-    Raises :class:`ImageDecodeError` with a short reason for empty, truncated or non-image files.
+    ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`) is checked against the size in the header
+    before decoding. Raises :class:`ImageDecodeError` with a short reason for empty, truncated,
+    oversized or non-image files.
     """
+    if max_pixels is not None:
+        _allow_pixels(max_pixels)
     try:
         size = os.path.getsize(path)
     except OSError as e:
@@ -74,16 +102,22 @@ def read_rgb(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndar
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Possibly corrupt EXIF data": we check below
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # reads the header only
+                check_pixels(*img.size, max_pixels)
                 if min_side and img.format == "JPEG":
                     img.draft("RGB", (min_side, min_side))
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
                 arr = _to_rgb(img)
+    except ImageDecodeError:
+        raise
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image (unrecognized format)") from None
-    except Image.DecompressionBombError as e:
-        raise ImageDecodeError(f"image too large ({e})") from None
+    except Image.DecompressionBombError as e:  # Pillow's own guard (> 2x its limit) fired in open()
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(declared.group(1)):,} pixels" if declared else "its declared size"
+        budget = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        raise ImageDecodeError(f"image too large ({pixels} > --max-pixels {budget:,}; not decoded)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         msg = str(e) or type(e).__name__
         if "truncated" in msg.lower():
@@ -118,26 +152,34 @@ def plain_resize(image: np.ndarray, width: int, height: int | None = None) -> np
     return cv2.resize(image, (width, height), interpolation=_interpolation(min(width / w, height / h)))
 
 
-def load_image(path: str | os.PathLike, size: int | None, resize: str = "aspect") -> np.ndarray:
-    """Decode and resize to ``size x size`` RGB uint8 (``size=None`` keeps the decoded size)."""
+def load_image(
+    path: str | os.PathLike, size: int | None, resize: str = "aspect", *, max_pixels: int | None = None
+) -> np.ndarray:
+    """Decode and resize to ``size x size`` RGB uint8 (``size=None`` keeps the decoded size).
+
+    Images declaring more than ``max_pixels`` pixels are refused before decoding (:func:`read_rgb`).
+    """
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {RESIZE_MODES}. Received: resize={resize!r}")
     if size is None:
-        return read_rgb(path)
+        return read_rgb(path, max_pixels=max_pixels)
     # aspect mode: the shorter side must stay >= size after draft; plain mode: both sides
-    img = read_rgb(path, min_side=size)
+    img = read_rgb(path, min_side=size, max_pixels=max_pixels)
     if img.shape[0] == size and img.shape[1] == size:
         return img
     return aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
 
 
-def decode_task(args: tuple[int, str, int | None, str]) -> tuple[int, np.ndarray | None, str | None]:
-    """Worker entry point: ``(index, path, size, resize) -> (index, image or None, reason or None)``."""
-    index, path, size, resize = args
+def decode_task(args: tuple) -> tuple[int, np.ndarray | None, str | None]:
+    """Worker entry point: ``(index, path, size, resize[, max_pixels]) -> (index, image or None, reason or None)``."""
+    index, path, size, resize, *rest = args
+    max_pixels = rest[0] if rest else None
     try:
-        return index, load_image(path, size, resize), None
+        return index, load_image(path, size, resize, max_pixels=max_pixels), None
     except ImageDecodeError as e:
         return index, None, str(e)
+    except MemoryError:
+        return index, None, "undecodable image (out of memory while decoding)"
     except Exception as e:  # noqa: BLE001 - one odd file must not stop a 100k-image build
         return index, None, f"undecodable image ({type(e).__name__}: {e})"
 

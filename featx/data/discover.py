@@ -68,12 +68,93 @@ class Discovery:
             )
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames.sort()
-        out.extend(Path(dirpath) / f for f in sorted(filenames))
-    return out
+class FolderGuard:
+    """Decides which folders a walk that follows symlinks may enter: each real folder once.
+
+    Folders are keyed by ``(st_dev, st_ino)``. A folder reached through a symlink is skipped when
+    it is an enclosing folder (a loop: ``cat/loop -> ..``), a folder of the source that is scanned
+    at its own path (``cat/dogs -> ../dog`` would count dog images twice, labelled cat), or a
+    folder already scanned through another link. Each skip is recorded with its reason.
+    """
+
+    def __init__(self, scan_roots: list[Path], skipped: list[dict], rel, *, enclosing: Path | None = None):
+        self.scan_roots = list(scan_roots)
+        self.skipped = skipped
+        self.rel = rel
+        self.visited: dict[tuple[int, int], str] = {}
+        self._via_link: set[str] = set()
+        self._real: dict[tuple[int, int], str] | None = None
+        self._enclosing = enclosing
+
+    @staticmethod
+    def _key(path) -> tuple[int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino
+
+    def _real_dirs(self) -> dict[tuple[int, int], str]:
+        """Every folder of the source reachable without following links (computed at the first link)."""
+        if self._real is None:
+            real: dict[tuple[int, int], str] = {}
+            if self._enclosing is not None:  # the source folder and the folders above it
+                for p in (self._enclosing, *self._enclosing.parents):
+                    try:
+                        real.setdefault(self._key(p), str(p))
+                    except OSError:
+                        pass
+            for root in self.scan_roots:
+                if os.path.islink(root):
+                    continue
+                for dirpath, _, _ in os.walk(root):
+                    try:
+                        real.setdefault(self._key(dirpath), dirpath)
+                    except OSError:
+                        pass
+            self._real = real
+        return self._real
+
+    def _skip(self, path: str, reason: str) -> bool:
+        self.skipped.append({"path": self.rel(path), "reason": reason})
+        return False
+
+    def enter(self, path: str | os.PathLike, parent: str | None = None) -> bool:
+        """True if the walk should go into ``path`` (reached from ``parent``, None for a scan root)."""
+        path = str(path)
+        try:
+            key = self._key(path)
+        except OSError as e:
+            return self._skip(path, f"unreadable folder ({e.strerror or e})")
+        via_link = os.path.islink(path) or (parent is not None and parent in self._via_link)
+        if via_link:
+            real = self._real_dirs().get(key)
+            if real is not None and real != path:
+                if path.startswith(real.rstrip(os.sep) + os.sep) or Path(real) in Path(path).parents:
+                    return self._skip(path, f"symlink loop (points back to the enclosing folder {self.rel(real)})")
+                return self._skip(path, f"link to {self.rel(real)}, which is scanned at its own path")
+        if key in self.visited:
+            seen = self.visited[key]
+            if path.startswith(seen.rstrip(os.sep) + os.sep):
+                return self._skip(path, f"symlink loop (points back to the enclosing folder {self.rel(seen)})")
+            return self._skip(path, f"link to a folder already scanned as {self.rel(seen)}")
+        self.visited[key] = path
+        if via_link:
+            self._via_link.add(path)
+        return True
+
+    def walk_files(self, folder: Path) -> list[Path]:
+        """Files below ``folder`` in sorted order, following symlinks into each real folder once."""
+        if not self.enter(folder):
+            return []
+        out = []
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            dirnames.sort()
+            dirnames[:] = [n for n in dirnames if self.enter(os.path.join(dirpath, n), dirpath)]
+            out.extend(Path(dirpath) / f for f in sorted(filenames))
+        return out
+
+
+def _relative_to(root: Path):
+    """Paths in skip records: relative to the source folder (the folder itself by its own path)."""
+    return lambda p: os.path.relpath(p, root) if os.path.abspath(p) != str(root) else str(root)
 
 
 def _add_file(d: Discovery, path: Path, label: str | None) -> None:
@@ -88,14 +169,15 @@ def _add_file(d: Discovery, path: Path, label: str | None) -> None:
         d.label_strings.append(label)
 
 
-def _scan_folder(d: Discovery, folder: Path) -> str:
+def _scan_folder(d: Discovery, folder: Path, guard: FolderGuard | None = None) -> str:
     """Add the images of ``folder`` (class folders or flat names) to ``d``; return the layout."""
     entries = sorted(folder.iterdir())
     subdirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
     files = [e for e in entries if e.is_file()]
     if subdirs:
+        guard = guard or FolderGuard(subdirs, d.skipped, _relative_to(d.root), enclosing=d.root)
         for sub in subdirs:
-            for f in _walk_files(sub):
+            for f in guard.walk_files(sub):
                 _add_file(d, f, sub.name)
         for f in files:
             d.skipped.append({"path": os.path.relpath(f, d.root), "reason": "not inside a class folder"})
@@ -147,10 +229,16 @@ def discover(src: str | os.PathLike) -> Discovery:
     if "train" in split_dirs:
         d.splits = {}
         layouts = set()
+        kept = [split_dirs[s] for s in ("train", "val", "test") if s in split_dirs]
+        # the class folders of every split: one guard, so no folder is scanned twice across splits
+        class_dirs = [e for sd in kept for e in sorted(sd.iterdir()) if e.is_dir() and not e.name.startswith(".")]
+        guard = FolderGuard(class_dirs, d.skipped, _relative_to(root), enclosing=root)
         for split in ("train", "val", "test"):
             if split in split_dirs:
                 start = len(d.paths)
-                layouts.add(_scan_folder(d, split_dirs[split]))
+                if not guard.enter(split_dirs[split]):
+                    continue
+                layouts.add(_scan_folder(d, split_dirs[split], guard))
                 d.splits[split] = list(range(start, len(d.paths)))
         d.layout = "train/val/test folders, " + " + ".join(sorted(layouts))
         return d
@@ -162,10 +250,12 @@ def list_image_files(inputs: list[str | os.PathLike]) -> tuple[list[str], list[d
     """Expand files and folders (recursively) into image paths, for unlabelled use (``predict``)."""
     paths: list[str] = []
     skipped: list[dict] = []
+    dirs = [Path(item) for item in inputs if Path(item).is_dir()]
+    guard = FolderGuard(dirs, skipped, str)
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in _walk_files(p):
+            for f in guard.walk_files(p):
                 (paths.append(str(f)) if is_image_name(f.name) else skipped.append(
                     {"path": str(f), "reason": f"not an image file ({f.suffix.lower() or 'no extension'})"}
                 ))

@@ -35,13 +35,15 @@ def decode_images(
     resize: str = "aspect",
     start: int = 0,
     workers: int | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
     """Yield ``(index, image or None, skip reason or None)`` for ``paths[start:]``, in order.
 
     ``workers=1`` decodes in this process. Otherwise a process pool decodes ahead of the consumer.
+    Images over ``max_pixels`` (header size) are skipped undecoded.
     """
     workers = workers or default_workers()
-    tasks = ((i, str(paths[i]), size, resize) for i in range(start, len(paths)))
+    tasks = ((i, str(paths[i]), size, resize, max_pixels) for i in range(start, len(paths)))
     if workers == 1 or len(paths) - start < 2:
         init_worker()
         yield from map(decode_task, tasks)
