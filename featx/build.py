@@ -16,6 +16,7 @@ from featx.data.discover import Discovery, discover
 from featx.data.pool import decode_images, default_workers
 from featx.data.splits import shuffle_preset, stratified_split
 from featx.errors import FeatxError
+from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
 from featx.store import StoreWriter
 from featx.utils import atomic_write_json, read_json, summarize_skips
 
@@ -72,12 +73,24 @@ def build(
     if size < 8:
         raise FeatxError(f"--size must be at least 8 pixels. Received: {size}")
     t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    check_not_input(out_dir, src)
+    with output_lock(out_dir):
+        return _build(src, out_dir, t0, size=size, resize=resize, val=val, test=test, seed=seed, workers=workers,
+                      overwrite=overwrite, progress=progress, slab_rows=slab_rows)
+
+
+def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, workers, overwrite, progress,
+           slab_rows) -> BuildResult:
     d = discover(src)
     d.require_classes(2)
     splits = plan_splits(d, val=val, test=test, seed=seed)
     if not len(splits["train"]):
         raise FeatxError(f"no training images in {d.root}")
-    out_dir = Path(out_dir)
+    check_not_input(out_dir, d.root)
+    check_writable(out_dir, folder=True)
+    for name in ("mean.json", "build.json"):
+        check_overwritable(out_dir / name)  # rewritten by every build: only featx's own
     workers = workers or default_workers()
     content = {"src": str(d.root), "layout": d.layout, "size": size, "resize": resize, "val": val, "test": test, "seed": seed}
     result = BuildResult(out_dir=out_dir, skipped=[{**s, "stage": "discover"} for s in d.skipped])

@@ -39,8 +39,12 @@ class OutputLockedError(FeatxError):
     """Another featx run holds the lock on this output."""
 
 
-class OutputWriteError(FeatxError):
-    """An OS error (disk full, permissions, ...) while writing an output."""
+class OutputWriteError(FeatxError, OSError):
+    """An OS error (disk full, permissions, ...) while writing an output: one line, and still an
+    ``OSError`` (with its ``errno``) for callers that catch those."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else super().__str__()
 
 
 # ---------------------------------------------------------------------------------------- locks
@@ -280,14 +284,20 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
 
 
 # ---------------------------------------------------------------------------------------- OS errors
-def write_error(path: str | os.PathLike, e: OSError, *, what: str = "cannot write") -> OutputWriteError:
-    """``cannot write data/train.h5.partial: [Errno 28] No space left on device`` as a FeatxError."""
-    no = e.errno
-    reason = e.strerror
+def write_error(path: str | os.PathLike, e: BaseException, *, what: str = "cannot write") -> OutputWriteError:
+    """``cannot write data/train.h5.partial: [Errno 28] No space left on device`` as one exception.
+
+    ``e`` is an ``OSError`` (or h5py's ``RuntimeError``, whose message carries ``errno = N``).
+    """
+    if isinstance(e, OutputWriteError):
+        return e
+    no = getattr(e, "errno", None)
     if no is None:  # h5py: "... (file write failed: ..., errno = 28, error message = 'No space left on device', ...)"
         m = re.search(r"errno = (\d+)", str(e))
         no = int(m.group(1)) if m else None
-    if not reason:
-        reason = os.strerror(no) if no else str(e).split("\n")[0]
+    # h5py puts libhdf5's whole multi-line report in strerror: the errno's own text is the news
+    reason = os.strerror(no) if no else (getattr(e, "strerror", None) or str(e)).split("\n")[0]
     code = f"[Errno {no}] " if no else ""
-    return OutputWriteError(f"{what} {path}: {code}{reason}")
+    err = OutputWriteError(f"{what} {path}: {code}{reason}")
+    err.errno, err.strerror, err.filename = no, reason, os.fspath(path)
+    return err

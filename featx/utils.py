@@ -31,10 +31,19 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that ``path`` is either the old file or the whole new one.
+
+    An ``OSError`` (disk full ...) becomes one :class:`~featx.outputs.OutputWriteError` naming
+    ``path`` and the errno; the temporary file is removed and ``path`` is left as it was.
+    """
+    from featx.outputs import write_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as fh:
@@ -42,8 +51,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, quota...: one line naming the file; the old file is intact
+            raise write_error(path, e) from None
         raise
     return path
 

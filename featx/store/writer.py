@@ -16,6 +16,10 @@ Design (see ``README.md``, "The HDF5 store"):
 * :meth:`StoreWriter.finish` shrinks the dataset to the rows written, adds ``labels``,
   ``label_names``, ``paths`` and the attrs, marks ``complete`` and renames the file to ``NAME.h5``.
   A file at the final path is always whole.
+* An OS error while writing (disk full, quota, I/O) closes the HDF5 file at once, deterministically
+  (HDF5 runs without a chunk cache, so a failed write leaves no dirty chunk for a later close to
+  trip over), and raises one :class:`~featx.outputs.OutputWriteError` naming the file and errno.
+  The partial and its progress record stay: a rerun with space resumes from the last slab.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError, OutputExistsError
+from featx.outputs import check_overwritable, write_error
 from featx.store.format import (
     ATTR_COMPLETE,
     ATTR_CONFIG,
@@ -49,6 +54,16 @@ from featx.utils import atomic_write_json
 SLAB_BYTES = 64 * 1024 * 1024
 #: Target size of one HDF5 chunk (bytes).
 CHUNK_BYTES = 1024 * 1024
+#: HDF5 errors (h5py raises OSError from writes, RuntimeError from some flushes and closes).
+_H5_ERRORS = (OSError, RuntimeError)
+
+
+def _h5_open(path: Path, mode: str) -> h5py.File:
+    # No chunk cache: slabs are written straight through, and a write that fails (disk full) leaves
+    # no dirty chunk behind whose later eviction would fail inside libhdf5 (that crashed, exit 139).
+    # Not libver="latest": its superblock v3 marks the file "open for write", and after a SIGKILL
+    # HDF5 refuses to reopen it ("may use h5clear"), so the run would silently start over.
+    return h5py.File(path, mode, libver=("earliest", "v108"), rdcc_nbytes=0)
 
 
 def source_key(paths: Sequence[str], labels: Sequence[int], label_names: Sequence[str], config: dict) -> str:
@@ -131,12 +146,12 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ set-up and resume
     def _prepare(self, overwrite: bool) -> None:
-        if self.path.exists():
+        if os.path.lexists(self.path):
+            if not overwrite and _read_key(self.path) == self.key:
+                self.done = True
+                return
+            check_overwritable(self.path)  # a file featx did not write is never replaced
             if not overwrite:
-                existing = _read_key(self.path)
-                if existing == self.key:
-                    self.done = True
-                    return
                 raise OutputExistsError(
                     f"{self.path} exists and was made with different parameters or sources; "
                     "pass --overwrite to replace it"
@@ -149,7 +164,7 @@ class StoreWriter:
                     "rerun it with the same options to resume, or pass --overwrite to start over"
                 )
             if progress is not None and progress.get("source_key") == self.key and not overwrite:
-                if self._open_partial():
+                if self._open_partial(progress):
                     self.progress = progress
                     self._pending_next = self.resumed_from = progress["next_index"]
                     return
@@ -157,17 +172,21 @@ class StoreWriter:
                     f"{self.partial_path} could not be reopened; starting {self.path.name} over", stacklevel=3
                 )
             # A partial file without a usable progress record (or opted out): start over.
+            if os.path.lexists(self.partial_path):
+                check_overwritable(self.partial_path)
             self._remove_partial()
         self._create_partial()
 
-    def _open_partial(self) -> bool:
+    def _open_partial(self, progress: dict) -> bool:
         try:
-            self._file = h5py.File(self.partial_path, "r+")
-            ds = self._file[DATASET_FOR_KIND[self.kind]]
-            if ds.shape[1:] != self.row_shape or ds.shape[0] < self.n_sources:
+            self._file = _h5_open(self.partial_path, "r+")
+            shape = self._file[DATASET_FOR_KIND[self.kind]].shape
+            # a run stopped inside finish() may have trimmed the dataset to the rows written already
+            feeding = progress.get("next_index", 0) < self.n_sources
+            if shape[1:] != self.row_shape or shape[0] < (self.n_sources if feeding else progress.get("rows", 0)):
                 raise OSError("shape mismatch")
             return True
-        except (OSError, KeyError):
+        except (OSError, KeyError, RuntimeError):
             if self._file is not None:
                 try:
                     self._file.close()
@@ -177,26 +196,32 @@ class StoreWriter:
             return False
 
     def _create_partial(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            self.path.unlink()  # overwrite: the old final file goes only once we start anew
-        # Not libver="latest": its superblock v3 marks the file "open for write", and after a SIGKILL
-        # HDF5 refuses to reopen it ("may use h5clear"), so the run would silently start over.
-        f = h5py.File(self.partial_path, "w", libver=("earliest", "v108"))
-        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-        f.create_dataset(
-            DATASET_FOR_KIND[self.kind],
-            shape=(max(self.n_sources, 1), *self.row_shape),
-            maxshape=(None, *self.row_shape),
-            chunks=(self.chunk_rows, *self.row_shape),
-            dtype=self.dtype,
-            dcpl=dcpl,
-            track_times=False,
-        )
-        f.flush()
-        self._file = f
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(self.path):
+                self.path.unlink()  # overwrite: the old final file goes only once we start anew
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        try:
+            self._file = _h5_open(self.partial_path, "w")
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            self._file.create_dataset(
+                DATASET_FOR_KIND[self.kind],
+                shape=(max(self.n_sources, 1), *self.row_shape),
+                maxshape=(None, *self.row_shape),
+                chunks=(self.chunk_rows, *self.row_shape),
+                dtype=self.dtype,
+                dcpl=dcpl,
+                track_times=False,
+            )
+            # marks the partial as featx's (so --overwrite may replace it); the rest comes in finish()
+            self._file.attrs[ATTR_VERSION] = __version__
+            self._file.attrs[ATTR_KIND] = self.kind
+            self._file.flush()
+        except _H5_ERRORS as e:
+            raise self._failed(e) from None
         self.progress = {
             "source_key": self.key,
             "next_index": 0,
@@ -206,6 +231,20 @@ class StoreWriter:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_json(self.progress_path, self.progress)
+
+    def _failed(self, e: BaseException, path: Path | None = None) -> FeatxError:
+        """Close the HDF5 file after an OS error and return the one-line error to raise.
+
+        The partial file and its progress record are kept, so a rerun (with space) resumes.
+        """
+        f, self._file = self._file, None
+        self._buf = []
+        if f is not None:
+            try:
+                f.close()
+            except _H5_ERRORS:
+                pass
+        return write_error(path or self.partial_path, e)
 
     def _remove_partial(self) -> None:
         for p in (self.partial_path, self.progress_path):
@@ -248,6 +287,14 @@ class StoreWriter:
         """Write buffered rows as one slab, then durably record progress."""
         if self.done or self._file is None:
             return
+        progress_before = json.dumps(self.progress)
+        try:
+            self._flush()
+        except _H5_ERRORS as e:
+            self.progress = json.loads(progress_before)  # what is on disk
+            raise self._failed(e) from None
+
+    def _flush(self) -> None:
         if self._buf:
             slab = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
             start = self.progress["rows"]
@@ -282,6 +329,20 @@ class StoreWriter:
             self.close()
             self._remove_partial()
             raise FeatxError(f"no usable rows for {self.path.name}: all {self.n_sources} sources were skipped")
+        try:
+            self._finish(f, n, attrs)
+        except _H5_ERRORS as e:
+            raise self._failed(e) from None
+        try:
+            _fsync(self.partial_path)
+            os.replace(self.partial_path, self.path)
+        except OSError as e:
+            raise write_error(self.path, e) from None
+        self.progress_path.unlink(missing_ok=True)
+        self.done = True
+        return self.path
+
+    def _finish(self, f: h5py.File, n: int, attrs: dict | None) -> None:
         skipped = {s["index"] for s in self.progress["skipped"]}
         keep = np.array([i for i in range(self.n_sources) if i not in skipped], dtype=np.int64)
         assert len(keep) == n, (len(keep), n)
@@ -311,11 +372,6 @@ class StoreWriter:
         f.flush()
         f.close()
         self._file = None
-        _fsync(self.partial_path)
-        os.replace(self.partial_path, self.path)
-        self.progress_path.unlink(missing_ok=True)
-        self.done = True
-        return self.path
 
     @property
     def skipped(self) -> list[dict]:
@@ -338,8 +394,12 @@ class StoreWriter:
             try:
                 self.flush()
             finally:
-                self._file.close()
-                self._file = None
+                if self._file is not None:
+                    try:
+                        self._file.close()
+                    except _H5_ERRORS as e:
+                        raise self._failed(e) from None
+                    self._file = None
 
     def __enter__(self) -> StoreWriter:
         return self
