@@ -77,11 +77,11 @@ def build(
     check_not_input(out_dir, src)
     with output_lock(out_dir):
         return _build(src, out_dir, t0, size=size, resize=resize, val=val, test=test, seed=seed, workers=workers,
-                      overwrite=overwrite, progress=progress, slab_rows=slab_rows)
+                      overwrite=overwrite, progress=progress, slab_rows=slab_rows, max_pixels=max_pixels)
 
 
 def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, workers, overwrite, progress,
-           slab_rows) -> BuildResult:
+           slab_rows, max_pixels) -> BuildResult:
     d = discover(src)
     d.require_classes(2)
     splits = plan_splits(d, val=val, test=test, seed=seed)
