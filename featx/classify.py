@@ -10,16 +10,17 @@ TensorFlow.
 * :func:`export_classifier`: ``best_estimator_`` as a pickle (or skops) file, a JSON manifest
   beside it (sha256 of the file, label names, backbone settings, feature dimension, versions,
   scores, config) and the metrics JSON that ``featx report`` reads.
-* :func:`load_classifier`: checks the manifest's sha256 before unpickling and refuses a modified
-  file. The check catches a file swapped or edited after export; it cannot vouch for a manifest
-  an attacker rewrote too: only load classifiers from sources you trust, or use ``--format skops``.
+* :func:`load_classifier`: the checks of :mod:`featx.manifest`: the file's sha256 against the
+  manifest before deserializing, pickle vs skops decided from the file's own bytes, and the
+  manifest's label names and backbone settings against the copy inside the classifier. They catch
+  a file or manifest edited after export; they cannot vouch for a pickle an attacker rewrote
+  together with its manifest: only load pickles from sources you trust, or use ``--format skops``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import pickle
 import platform
@@ -30,14 +31,20 @@ import numpy as np
 
 from featx import __version__
 from featx.errors import FeatxError, OutputExistsError
+from featx.manifest import (  # noqa: F401 - public names
+    SKOPS_TRUSTED,
+    check_feature_settings,
+    load_verified,
+    read_manifest,
+    side_paths,
+    stamp,
+)
 from featx.scaling import SCALERS
 from featx.tuning import DEFAULT_GRID, DEFAULT_MAX_ITER, DEFAULT_TOL, make_pipeline  # noqa: F401 - public names
 from featx.utils import atomic_write_bytes, atomic_write_json
 
 FORMATS = ("pickle", "skops")
 MANIFEST_SCHEMA = "featx.classifier/1"
-#: featx's own estimator types that a skops file may hold (plain data, no code runs on load).
-SKOPS_TRUSTED = ("featx.scaling.GlobalScaler",)
 
 
 @dataclasses.dataclass
@@ -62,13 +69,6 @@ class FitResult:
     def n_params(self) -> int:
         lr = self.estimator[-1]
         return int(lr.coef_.size + lr.intercept_.size)
-
-
-def side_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """``clf.pkl`` -> ``(clf.manifest.json, clf.metrics.json)``."""
-    p = Path(path)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(stem + ".manifest.json"), p.with_name(stem + ".metrics.json")
 
 
 def _check_xy(X, y, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -261,6 +261,7 @@ def export_classifier(
     manifest_path, metrics_path = side_paths(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    stamp(result.estimator, label_names=result.label_names, settings=backbone, feature_dim=result.feature_dim)
     blob = _serialize(result.estimator, format)
     digest = hashlib.sha256(blob).hexdigest()
     data = dict(data or {})
@@ -342,55 +343,13 @@ def _short(name: str | None) -> str | None:
     return "keras:" + "/".join(parts[-2:])
 
 
-def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest beside classifier ``path`` (one-line errors when missing or unreadable)."""
-    manifest_path, _ = side_paths(path)
-    if not manifest_path.is_file():
-        raise FeatxError(
-            f"no manifest {manifest_path.name} beside {path}: featx loads only classifiers whose sha256 it can "
-            "check (unpickling runs code); re-export it with featx fit"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as e:
-        raise FeatxError(f"cannot read manifest {manifest_path}: {e}") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), str):
-        raise FeatxError(f"{manifest_path} is not a featx classifier manifest (no sha256)")
-    return manifest
-
-
 def load_classifier(path: str | os.PathLike) -> tuple[object, dict]:
-    """``(estimator, manifest)`` of an exported classifier, after checking its sha256.
+    """``(estimator, manifest)`` of an exported classifier, after the checks of :func:`featx.manifest.load_verified`.
 
-    Raises :class:`~featx.errors.FeatxError` when the manifest is missing or the file's sha256
-    differs from the manifest's (a modified file is never unpickled).
+    Raises :class:`~featx.errors.FeatxError` when the manifest is missing, the file's sha256 differs
+    from the manifest's, the bytes are not the format the file claims, or the manifest was edited.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FeatxError(f"classifier {p} does not exist (write one with featx fit FEATURES.h5 -o {p.name})")
-    manifest = read_manifest(p)
-    blob = p.read_bytes()
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != manifest["sha256"]:
-        raise FeatxError(
-            f"{p} was modified after export: sha256 {digest[:16]}... does not match the manifest's "
-            f"{manifest['sha256'][:16]}...; refusing to load it (unpickling runs code): re-export it with featx fit"
-        )
-    fmt = manifest.get("format", "pickle")
-    if fmt == "pickle":
-        estimator = pickle.loads(blob)  # noqa: S301 - verified against the manifest above
-    elif fmt == "skops":
-        try:
-            import skops.io as sio
-        except ImportError:  # pragma: no cover
-            raise FeatxError(f"{p} is a skops file: pip install 'featx[skops]' to load it") from None
-        untrusted = [t for t in sio.get_untrusted_types(data=blob) if t not in SKOPS_TRUSTED]
-        if untrusted:
-            raise FeatxError(f"{p} holds types skops does not trust: {', '.join(untrusted)}")
-        estimator = sio.loads(blob, trusted=list(SKOPS_TRUSTED))
-    else:
-        raise FeatxError(f"{p}: unknown classifier format {fmt!r} in its manifest (expected pickle or skops)")
-    return estimator, manifest
+    return load_verified(path)
 
 
 # ---------------------------------------------------------------------------- files -> classifier
@@ -429,6 +388,7 @@ def fit_features(
                 f"{test} was extracted with {(test_backbone or {}).get('name')} ({X_test.shape[1]}-d), "
                 f"{features} with {(backbone or {}).get('name')} ({X.shape[1]}-d): use the same backbone"
             )
+        check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
     result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, **fit_kwargs)
     data = {"train": str(Path(features).resolve())}
     if test is not None:

@@ -190,6 +190,7 @@ def _manifest_backbone(manifest: dict) -> tuple[str | None, str | None]:
 def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=None, progress=None) -> EvalResult:
     """Evaluate an exported ``featx fit`` classifier on a features file (from ``featx extract``)."""
     from featx.classify import full_proba, load_classifier
+    from featx.manifest import check_feature_settings
     from featx.store import feature_settings, open_store
 
     if ten_crop:
@@ -210,6 +211,8 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
             raise FeatxError(f"{data} holds {fb} features, the classifier was fit on {mb} features")
         if fw and mw and fw != mw:
             raise FeatxError(f"{data} holds features of {fb} with weights={fw}, the classifier was fit on weights={mw}")
+        bb = manifest.get("backbone")
+        check_feature_settings(bb if isinstance(bb, dict) else None, recorded, what=str(data), against="the classifier")
         if names and reader.label_names != names:
             raise FeatxError(f"{data} has labels {reader.label_names}, the classifier knows {names}")
         names = names or reader.label_names
@@ -218,6 +221,7 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
         t0 = time.perf_counter()
         for x, _ in tqdm(reader.iter_batches(batch_size), total=-(-len(reader) // batch_size), desc="predict",
                          unit="batch", disable=None if progress is None else not progress, dynamic_ncols=True):
+            _check_finite(x, data, first_row=sum(len(c) for c in chunks), total=len(reader))
             chunks.append(full_proba(estimator, x, len(names)))
         secs = time.perf_counter() - t0
         rows = len(reader)
@@ -241,6 +245,19 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
     path = Path(out) if out else default_output(target)
     write_metrics(path, record)
     return EvalResult(record, path, single["classification_report_text"])
+
+
+def _check_finite(x: np.ndarray, data, *, first_row: int, total: int) -> None:
+    """One line naming the file and the first bad row when a batch of features holds NaN or inf."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite.all(axis=1))
+    kinds = " and ".join(k for k, hit in (("NaN", np.isnan(x).any()), ("infinite", np.isinf(x).any())) if hit)
+    raise FeatxError(
+        f"{data} holds {kinds} feature values (row {first_row + int(bad[0])} of {total} is the first, "
+        f"{len(bad)} such rows in its batch): nothing can be scored on them; extract the features again"
+    )
 
 
 def _params(estimator) -> int | None:

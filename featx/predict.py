@@ -70,6 +70,9 @@ def predict_images(
     )
     for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=accel.xla, overlap=accel.overlap):
         ok = np.array([not r for r in reasons], dtype=bool)
+        finite = np.isfinite(feats).all(axis=1)
+        reasons = [r or ("" if f else "the backbone gave NaN or infinite features") for r, f in zip(reasons, finite)]
+        ok &= finite
         proba = full_proba(estimator, feats[ok], len(names)) if ok.any() else np.zeros((0, len(names)))
         j = 0
         for i, good, reason in zip(idx, ok, reasons):

@@ -1,0 +1,190 @@
+"""Classifier integrity (featx.manifest) and feature settings checked end to end, through the CLI.
+
+Edited manifests, a pickle served as skops, features made with other settings, NaN features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featx.classify import export_classifier, fit_classifier, load_classifier, side_paths
+from featx.cli import cli
+from featx.errors import FeatxError
+from tests._transfer_helpers import separable_features, write_features
+
+NAMES = ["ant", "bee", "cat", "dog"]
+BB32 = {"name": "resnet50", "weights": "imagenet", "image_size": 32, "preprocessing": "caffe", "dim": 16}
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, *needles):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "unexpected error" not in result.output, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return separable_features(n_per_class=20, classes=4, dim=16, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=2, jobs=1, grid=[1.0], refine=False)
+
+
+@pytest.fixture
+def exported(fitted, tmp_path, data):
+    paths = export_classifier(fitted, tmp_path / "clf.pkl", backbone=dict(BB32))
+    X, y = data
+    feats = write_features(tmp_path / "feats32.h5", X, y, NAMES, backbone=dict(BB32))
+    return paths, feats
+
+
+def _edit_manifest(paths, **changes):
+    m = json.loads(paths["manifest"].read_text())
+    m.update(changes)
+    paths["manifest"].write_text(json.dumps(m))
+
+
+def test_clean_classifier_scores_and_carries_its_names(exported):
+    paths, feats = exported
+    est, manifest = load_classifier(paths["classifier"])
+    assert est.featx_label_names_ == NAMES and est.featx_feature_settings_ == BB32 and est.featx_feature_dim_ == 16
+    r = run("evaluate", paths["classifier"], "--data", feats, "--no-progress")
+    assert r.exit_code == 0, r.output
+
+
+def test_renamed_labels_in_the_manifest_are_refused(exported):
+    paths, feats = exported
+    _edit_manifest(paths, label_names=["bee", "ant", "cat", "dog"])  # would silently swap two labels
+    one_line_error(run("evaluate", paths["classifier"], "--data", feats), "clf.manifest.json was edited",
+                   "label_names")
+
+
+def test_too_few_label_names_give_one_line(exported):
+    paths, feats = exported
+    _edit_manifest(paths, label_names=NAMES[:2])
+    one_line_error(run("evaluate", paths["classifier"], "--data", feats), "clf.manifest.json")
+
+
+def test_edited_backbone_settings_in_the_manifest_are_refused(exported):
+    paths, _ = exported
+    _edit_manifest(paths, backbone={**BB32, "image_size": 64})
+    with pytest.raises(FeatxError, match=r"was edited: its backbone settings differ .*image_size 64 != 32"):
+        load_classifier(paths["classifier"])
+
+
+class _Marker:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.path,)
+
+
+@pytest.mark.parametrize("claimed", ["pickle", "skops"])
+def test_pickle_served_as_skops_is_never_unpickled(fitted, tmp_path, claimed):
+    paths = export_classifier(fitted, tmp_path / "clf.skops", format="skops", backbone=dict(BB32))
+    marker = tmp_path / "pwned"
+    evil = pickle.dumps(_Marker(marker), protocol=pickle.HIGHEST_PROTOCOL)
+    pickle.loads(evil)  # the payload works ...
+    assert marker.exists()
+    marker.unlink()
+    paths["classifier"].write_bytes(evil)  # ... served as clf.skops with a manifest that vouches for it
+    _edit_manifest(paths, sha256=hashlib.sha256(evil).hexdigest(), format=claimed)
+    with pytest.raises(FeatxError, match=r"clf.skops is a pickle but .*; refusing to unpickle it"):
+        load_classifier(paths["classifier"])
+    assert not marker.exists()
+    # the same bytes named clf.pkl, with a manifest claiming skops: refused as well
+    pkl = tmp_path / "other.pkl"
+    pkl.write_bytes(evil)
+    side_paths(pkl)[0].write_text(json.dumps({"sha256": hashlib.sha256(evil).hexdigest(), "format": "skops",
+                                              "label_names": NAMES}))
+    with pytest.raises(FeatxError, match="its manifest says 'skops'"):
+        load_classifier(pkl)
+    assert not marker.exists()
+
+
+def test_skops_bytes_are_read_as_skops_whatever_the_manifest_says(fitted, tmp_path):
+    paths = export_classifier(fitted, tmp_path / "clf.skops", format="skops", backbone=dict(BB32))
+    _edit_manifest(paths, format="pickle")
+    est, _ = load_classifier(paths["classifier"])  # a zip is never handed to pickle
+    assert est.featx_label_names_ == NAMES
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"GIF89a not a classifier")
+    side_paths(junk)[0].write_text(json.dumps({"sha256": hashlib.sha256(junk.read_bytes()).hexdigest(),
+                                               "format": "pickle", "label_names": NAMES}))
+    with pytest.raises(FeatxError, match="neither a pickle nor a skops file"):
+        load_classifier(junk)
+
+
+def test_features_of_another_image_size_are_refused(exported, tmp_path, data):
+    """A 32 px classifier on 64 px features of the same backbone: refused in evaluate and in fit --test."""
+    paths, feats32 = exported
+    X, y = data
+    feats64 = write_features(tmp_path / "feats64.h5", X, y, NAMES, backbone={**BB32, "image_size": 64})
+    line = one_line_error(run("evaluate", paths["classifier"], "--data", feats64), "feats64.h5",
+                          "image_size 64 where the classifier has 32", "--image-size 32")
+    assert "--backbone resnet50" in line
+    pre = write_features(tmp_path / "torch.h5", X, y, NAMES, backbone={**BB32, "preprocessing": "torch"})
+    one_line_error(run("evaluate", paths["classifier"], "--data", pre), "preprocessing torch where the classifier has caffe")
+    one_line_error(run("fit", feats32, "--test", feats64, "-o", tmp_path / "c2.pkl", "--grid", "1", "--cv", 2, "-j", 1),
+                   "feats64.h5", f"image_size 64 where {feats32} has 32")
+    assert not (tmp_path / "c2.pkl").exists()
+
+
+def test_nan_features_give_one_line_naming_the_file(exported, tmp_path, data):
+    paths, _ = exported
+    X, y = data
+    X = X.copy()
+    X[5, 3] = np.nan
+    X[9, 0] = np.inf
+    nan = write_features(tmp_path / "nan.h5", X, y, NAMES, backbone=dict(BB32))
+    one_line_error(run("evaluate", paths["classifier"], "--data", nan), str(nan), "NaN and infinite",
+                   "row 5 of 80")
+
+
+def test_old_classifier_without_stamp_still_loads(fitted, tmp_path):
+    """Classifiers exported before the stamp (featx 0.1) load with the label-count check only."""
+    est = pickle.loads(pickle.dumps(fitted.estimator))
+    for attr in ("featx_label_names_", "featx_feature_settings_", "featx_feature_dim_"):
+        est.__dict__.pop(attr, None)
+    blob = pickle.dumps(est)
+    p = tmp_path / "old.pkl"
+    p.write_bytes(blob)
+    manifest = {"sha256": hashlib.sha256(blob).hexdigest(), "format": "pickle", "label_names": NAMES}
+    side_paths(p)[0].write_text(json.dumps(manifest))
+    loaded, m = load_classifier(p)
+    assert m["label_names"] == NAMES and not hasattr(loaded, "featx_label_names_")
+    side_paths(p)[0].write_text(json.dumps({**manifest, "label_names": NAMES[:3]}))
+    with pytest.raises(FeatxError, match="lists 3 label names but the classifier predicts 4 classes"):
+        load_classifier(p)
+
+
+def test_manifest_module_is_tensorflow_free():
+    import subprocess
+    import sys
+
+    code = "import featx.manifest, featx.classify, sys; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
