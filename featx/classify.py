@@ -372,11 +372,23 @@ def fit_features(
     **fit_kwargs,
 ) -> tuple[FitResult, dict[str, Path]]:
     """``featx fit``: load features (and test features), fit, export. Returns the result and paths."""
+    from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
+
     out = Path(out_path)
-    if out.exists() and not overwrite:  # fail before minutes of fitting
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     if format not in FORMATS:
         raise FeatxError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}")
+    # all before minutes of fitting: inputs never replaced, only featx's files, a folder we can write
+    for p in (out, *side_paths(out)):
+        check_not_input(p, features, test)
+        check_overwritable(p)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    check_writable(out)
+    with output_lock(out):
+        return _fit_features(features, out, test=test, format=format, overwrite=overwrite, **fit_kwargs)
+
+
+def _fit_features(features, out: Path, *, test, format, overwrite, **fit_kwargs) -> tuple[FitResult, dict[str, Path]]:
     X, y, names, backbone = load_features(features)
     X_test = y_test = None
     if test is not None:

@@ -279,6 +279,19 @@ def evaluate(target, data, *, ten_crop=False, batch_size=None, out=None, progres
         raise FeatxError(f"{target} does not exist (a featx train run folder, a .keras model or a featx fit classifier)")
     if not Path(data).exists():
         raise FeatxError(f"{data} does not exist")
-    if t.is_dir() or t.suffix == ".keras":
-        return evaluate_model(t, data, ten_crop=ten_crop, batch_size=batch_size or 64, out=out, progress=progress)
-    return evaluate_classifier(t, data, ten_crop=ten_crop, batch_size=batch_size or 4096, out=out, progress=progress)
+    from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
+
+    scratch = t.is_dir() or t.suffix == ".keras"
+    path = Path(out) if out else default_output(t)
+    inputs = [t, data]
+    if not scratch:
+        from featx.classify import side_paths
+
+        inputs.append(side_paths(t)[0])  # the classifier's manifest
+    check_not_input(path, *inputs)
+    check_overwritable(path)
+    check_writable(path)
+    with output_lock(path):
+        if scratch:
+            return evaluate_model(t, data, ten_crop=ten_crop, batch_size=batch_size or 64, out=path, progress=progress)
+        return evaluate_classifier(t, data, ten_crop=ten_crop, batch_size=batch_size or 4096, out=path, progress=progress)

@@ -319,8 +319,32 @@ class ReportResult:
 
 def make_report(inputs: list[str | os.PathLike], out_dir: str | os.PathLike) -> ReportResult:
     """Gather metrics from ``inputs`` and write report.md, report.html, report.json and PNG plots."""
-    rows = gather(inputs)
+    from featx.outputs import output_lock
+
     out = Path(out_dir)
+    _check_output(out, inputs)
+    with output_lock(out):
+        return _make_report(inputs, out)
+
+
+#: Files a report writes into its folder.
+REPORT_FILES = ("report.md", "report.html", "report.json", "accuracy.png", "curves.png", "confusion.png")
+
+
+def _check_output(out: Path, inputs) -> None:
+    """No input among the report's files; replace them only in a featx report folder; writable."""
+    from featx.outputs import check_not_input, check_overwritable, check_writable, is_featx_output
+
+    for name in REPORT_FILES:
+        check_not_input(out / name, *inputs)
+    if not is_featx_output(out / "report.json"):  # not an earlier report: replace nothing foreign
+        for name in REPORT_FILES:
+            check_overwritable(out / name)
+    check_writable(out, folder=True)
+
+
+def _make_report(inputs, out: Path) -> ReportResult:
+    rows = gather(inputs)
     out.mkdir(parents=True, exist_ok=True)
     table = [cells(r.record) for r in rows]
     warnings: list[str] = []

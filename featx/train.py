@@ -27,6 +27,13 @@ from pathlib import Path
 from featx import __version__
 from featx.errors import FeatxError, OutputExistsError
 from featx.optim import OptimConfig
+from featx.outputs import (
+    check_not_input,
+    check_overwritable,
+    check_writable,
+    output_lock,
+    write_error,
+)
 from featx.preprocess.augment import Augment
 from featx.rundir import CONFIG_SCHEMA, RunDir
 from featx.utils import atomic_write_json
@@ -276,8 +283,12 @@ def _export(model, path: Path) -> int:
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
     tmp = path.with_name(f".{path.stem}.partial.keras")
-    inference.save(tmp, overwrite=True)
-    os.replace(tmp, path)
+    try:
+        inference.save(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except OSError as e:  # disk full ...: one line; the previous model.keras (if any) is untouched
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
     return path.stat().st_size
 
 
@@ -292,6 +303,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, ve
     cfg.check()
     info = _model_info(cfg.model)
     run = RunDir.of(cfg.out)
+    _check_output(cfg, run, overwrite=overwrite)
+    with output_lock(run.root):
+        return _train(cfg, info, run, resume=resume, overwrite=overwrite, verbose=verbose, on_warning=on_warning)
+
+
+def _check_output(cfg: TrainConfig, run: RunDir, *, overwrite: bool) -> None:
+    """Before any work: no input among what the run writes or clears, a featx run folder (or a new or
+    empty one), writable."""
+    inputs = (cfg.train, cfg.val, cfg.mean, cfg.from_checkpoint)
+    check_not_input(run.root, *inputs)
+    for p in (run.config, run.mean, run.history, run.curves, run.model, run.eval):
+        check_not_input(p, *inputs)
+    # a restart from a checkpoint keeps checkpoints/ (--overwrite clears it)
+    for d in (run.backup, *((run.checkpoints,) if overwrite else ())):
+        check_not_input(d, *inputs, contains=True)
+    check_overwritable(run.root)
+    check_writable(run.root, folder=True)
+
+
+def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool, verbose, on_warning) -> TrainResult:
     warnings: list[str] = []
     tr = _open_images(cfg.train, "--train")
     va = None

@@ -50,7 +50,9 @@ def command(
     decoded are skipped and listed. An interrupted run resumes when rerun with the same options.
     """
     from featx.extract import extract
+    from featx.outputs import check_not_input
 
+    check_not_input(out, src)  # `extract d/train.h5 -o d/train.h5 --overwrite` must not delete its source
     result = extract(
         src, out, backbone=backbone, weights=weights, image_size=image_size, batch_size=batch_size,
         resize=resize, mixed_precision=mixed_precision, xla=xla, overwrite=overwrite, progress=progress,
