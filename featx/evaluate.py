@@ -111,16 +111,12 @@ def predict_images(model, reader, input_size: int, *, ten_crop: bool, batch_size
 
 def evaluate_model(target, data, *, ten_crop=False, batch_size=64, out=None, progress=None) -> EvalResult:
     """Evaluate a scratch model (run folder, model.keras or checkpoint) on an images file."""
-    import keras
-
+    from featx.keras_files import load_keras_model
     from featx.store import open_store
 
     target = Path(target)
     model_path, conf, run_root = _resolve_run(target)
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as e:
-        raise FeatxError(f"cannot load {model_path}: {type(e).__name__}: {e}") from None
+    model = load_keras_model(model_path, compile=False)
     in_shape = tuple(model.input_shape)
     if len(in_shape) != 4 or in_shape[1] != in_shape[2]:
         raise FeatxError(f"{model_path} takes inputs of shape {in_shape}; expected square RGB images (None, S, S, 3)")

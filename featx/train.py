@@ -246,17 +246,15 @@ def _result(run: RunDir, conf: dict, *, reused: bool, resumed_from=None, warning
 
 def _build_model(cfg: TrainConfig, conf: dict):
     """A fresh model (mean subtraction first), or the checkpoint's model for a new segment."""
-    import keras
 
     import scratch_models
     from featx.preprocess.mean import with_mean_subtraction
 
     size = conf["input_size"]
     if cfg.from_checkpoint:
-        try:
-            model = keras.saving.load_model(cfg.from_checkpoint)
-        except Exception as e:
-            raise FeatxError(f"cannot load checkpoint {cfg.from_checkpoint}: {type(e).__name__}: {e}") from None
+        from featx.keras_files import load_keras_model
+
+        model = load_keras_model(cfg.from_checkpoint, compile=True)
         want_in, want_out = (None, size, size, 3), (None, conf["classes"])
         if tuple(model.input_shape) != want_in or tuple(model.output_shape) != want_out:
             raise FeatxError(

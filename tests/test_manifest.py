@@ -1,6 +1,7 @@
 """Classifier integrity (featx.manifest) and feature settings checked end to end, through the CLI.
 
-Edited manifests, a pickle served as skops, features made with other settings, NaN features.
+Edited manifests, a pickle served as skops, features made with other settings, NaN features, and the
+other one-line messages of issue 10: split advice, a corrupt .keras file.
 """
 
 from __future__ import annotations
@@ -188,3 +189,39 @@ def test_manifest_module_is_tensorflow_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+def test_split_advice_points_the_right_way(tmp_path, rng):
+    """80 images in 10 classes: --val/--test 0.1 hold out 8 < 10 classes, so they must grow."""
+    from featx.data.splits import stratified_split
+    from tests.conftest import color_image, save
+
+    labels = np.repeat(np.arange(10), 8)
+    with pytest.raises(FeatxError) as e:
+        stratified_split(labels, val=0.1, test=0.1)
+    msg = str(e.value)
+    assert "80 images in 10 classes into --val 8 --test 8" in msg and "use larger ones: --val 10 --test 10" in msg
+    assert "smaller" not in msg
+    stratified_split(labels, val=10, test=10)  # the advice works
+    with pytest.raises(FeatxError, match=r"hold out one split only: --val 0 --test 10 \(or --val 10 --test 0\)"):
+        stratified_split(np.repeat(np.arange(10), 2), val=0.1, test=0.1)
+    stratified_split(np.repeat(np.arange(10), 2), val=0, test=10)
+    with pytest.raises(FeatxError, match="smallest class has 1 image .* add images to the small classes"):
+        stratified_split(np.r_[np.repeat(np.arange(3), 8), [3]], val=0.1, test=0.1)
+    for c in range(10):  # the same through featx build: one line, before any decoding
+        for i in range(8):
+            save(color_image(rng, 8, 8, tint=c), tmp_path / "src" / f"c{c}" / f"{i}.png")
+    one_line_error(run("build", tmp_path / "src", "-o", tmp_path / "out", "--size", 8), "--val 10 --test 10")
+
+
+def test_corrupt_keras_file_is_named_as_such(tmp_path):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"PK not really a zip, a truncated download")
+    feats = write_features(tmp_path / "f.h5", *separable_features(5, 2, 4), ["a", "b"])
+    line = one_line_error(run("evaluate", bad, "--data", feats), "model.keras is not a readable Keras model")
+    assert "File not found" not in line
+    from featx.keras_files import check_keras_file
+
+    (tmp_path / "empty.keras").write_bytes(b"")
+    with pytest.raises(FeatxError, match="not a readable Keras model: .* zip archive and this one is not \\(empty\\)"):
+        check_keras_file(tmp_path / "empty.keras")

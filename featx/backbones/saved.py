@@ -33,17 +33,9 @@ def parse_keras_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _load(path: str):
-    import keras
+    from featx.keras_files import load_keras_model
 
-    try:  # custom objects of the scratch architectures, when installed
-        import scratch_models  # noqa: F401
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 - keras raises ValueError/OSError/TypeError...
-        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise FeatxError(f"cannot load Keras model {path}: {msg}") from None
+    return load_keras_model(path, compile=False)
 
 
 def _default_cut(model):

@@ -37,24 +37,69 @@ def stratified_split(
     if n_test == 0 and n_val == 0:  # nothing to hold out: skip importing scikit-learn
         out["train"] = np.random.default_rng(seed).permutation(idx).astype(np.int64)
         return {k: out[k] for k in ("train", "val", "test")}
-    from sklearn.model_selection import train_test_split
-
-    rest, rest_y = idx, labels
     try:
-        for name, count in (("test", n_test), ("val", n_val)):
-            if count == 0:
-                continue
-            rest, held = train_test_split(rest, test_size=count, stratify=rest_y, random_state=seed, shuffle=True)
-            rest_y = labels[rest]
-            out[name] = np.asarray(held, dtype=np.int64)
-    except ValueError as e:
-        counts = np.bincount(labels)
+        rest, held = _hold_out(labels, n_val, n_test, seed)
+    except ValueError:
+        k = len(np.unique(labels))
         raise FeatxError(
-            f"cannot make a stratified split ({e}); smallest class has {counts[counts > 0].min()} images: "
-            "use smaller --val/--test or more images"
+            f"cannot make a stratified split of {n} images in {k} classes into --val {n_val} --test {n_test}: "
+            + advise_split(labels, n_val, n_test, seed)
         ) from None
+    out.update(held)
     out["train"] = np.random.default_rng(seed).permutation(rest).astype(np.int64)
     return {k: out[k] for k in ("train", "val", "test")}
+
+
+def _hold_out(labels: np.ndarray, n_val: int, n_test: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(rest, {"test": ..., "val": ...})``: stratified test then val indices (sklearn's
+    ``train_test_split``, in its order); raises its ValueError."""
+    from sklearn.model_selection import train_test_split
+
+    rest, out = np.arange(len(labels)), {"test": np.array([], dtype=np.int64), "val": np.array([], dtype=np.int64)}
+    for name, count in (("test", n_test), ("val", n_val)):
+        if count == 0:
+            continue
+        rest, held = train_test_split(rest, test_size=count, stratify=labels[rest], random_state=seed, shuffle=True)
+        out[name] = np.asarray(held, dtype=np.int64)
+    return rest, out
+
+
+def _works(labels: np.ndarray, n_val: int, n_test: int, seed: int) -> bool:
+    try:
+        _hold_out(labels, n_val, n_test, seed)
+    except ValueError:
+        return False
+    return len(labels) - n_val - n_test > 0
+
+
+def advise_split(labels, n_val: int, n_test: int, seed: int = 42) -> str:
+    """What to pass instead when ``--val n_val --test n_test`` cannot be split stratified.
+
+    Each held-out split needs at least one image per class, and every class needs two images left
+    wherever a split is drawn from it. The advice is computed (and checked) for these labels.
+    """
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    k, smallest = len(counts), int(counts.min())
+    splits = [(name, c) for name, c in (("val", n_val), ("test", n_test)) if c]
+    need = {name: max(c, k) for name, c in splits}
+    tries = []
+    if any(need[name] > c for name, c in splits):
+        tries.append((need.get("val", 0), need.get("test", 0), "each held-out split needs at least one image per "
+                      "class, so use larger ones"))
+    if len(splits) == 2:
+        tries.append((0, need["test"], "hold out one split only"))
+        tries.append((need["val"], 0, "hold out one split only"))
+    works = [(v, t, why) for v, t, why in tries if _works(labels, v, t, seed)]
+    if works:
+        v, t, why = works[0]
+        more = [f"--val {v2} --test {t2}" for v2, t2, _ in works[1:2] if (v2, t2) != (v, t)]
+        return f"{why}: --val {v} --test {t}" + (f" (or {more[0]})" if more else "")
+    per_class = len(splits) + 1
+    return (f"the smallest class has {smallest} image{'s' * (smallest != 1)} and each class needs about {per_class} "
+            f"(one for train and one per held-out split): add images to the small classes, or use --val 0 --test 0 "
+            "and hold out nothing")
 
 
 def shuffle_preset(indices: Sequence[int], seed: int) -> np.ndarray:
