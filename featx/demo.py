@@ -21,25 +21,37 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from featx.backbones.registry import DEFAULT_BACKBONE
 from featx.errors import FeatxError, WeightsUnavailableError
 
-#: input side each scratch model is trained at in the demo (digits are small; AlexNet's Flatten
-#: head makes it work at any side >= 57, so 64 keeps it quick)
-DEMO_INPUT = {"minigooglenet": 32, "alexnet": 64, "deepergooglenet": 64}
+#: scratch models the demo trains unless told otherwise (``-m``); any registered model works
+DEFAULT_MODELS = ("minigooglenet",)
+#: the demo trains each scratch model at its canonical input side, capped at this (digits are
+#: small: MiniGoogLeNet 32, DeeperGoogLeNet 64, AlexNet 64 instead of 227; its Flatten head works at
+#: any side >= 57), never below the model's minimum
+DEMO_MAX_INPUT = 64
 #: stored images are this much larger than the input, so training takes random patch crops and
 #: evaluation can take ten crops
 CROP_MARGIN = 8
 
 
+def demo_input_size(model: str) -> int:
+    """The input side the demo trains ``model`` at (from the scratch model registry)."""
+    from scratch_models import get_model_info
+
+    info = get_model_info(model)
+    return max(info.min_input_size, min(info.input_size or DEMO_MAX_INPUT, DEMO_MAX_INPUT))
+
+
 @dataclass
 class DemoConfig:
     out: str = "featx-demo"
-    models: tuple[str, ...] = ("minigooglenet",)
+    models: tuple[str, ...] = DEFAULT_MODELS
     epochs: int = 8
     batch_size: int = 32
     per_class: int | None = None  # None: all ~180 digits per class
     image_px: int = 64  # side of the written PNGs
-    backbone: str = "resnet50"
+    backbone: str = DEFAULT_BACKBONE
     weights: str = "auto"  # auto: imagenet when available, else none (with a warning)
     extract_size: int = 96  # backbone input side (ResNet50's canonical is 224: slow on a CPU)
     extract_batch: int = 32
@@ -61,9 +73,10 @@ class DemoResult:
 
 
 def _check(cfg: DemoConfig) -> None:
-    unknown = [m for m in cfg.models if m not in DEMO_INPUT]
-    if unknown:
-        raise FeatxError(f"unknown model(s) {', '.join(unknown)}: choose from {', '.join(DEMO_INPUT)}")
+    from scratch_models import MODELS
+
+    for m in cfg.models:
+        MODELS.get_info(m)  # RegistryError (one line, lists the choices) for an unknown name
     if cfg.epochs < 1:
         raise FeatxError(f"--epochs must be >= 1. Received: {cfg.epochs}")
     if cfg.per_class is not None and cfg.per_class < 10:
@@ -91,7 +104,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     steps["images"] = time.perf_counter() - t
 
     t = step(2, "featx build: images -> HDF5 (uint8, stratified train/val/test)")
-    sizes = sorted({DEMO_INPUT[m] + CROP_MARGIN for m in cfg.models} | {DEMO_INPUT["minigooglenet"] + CROP_MARGIN})
+    # the features are extracted from the default model's store, whichever models are trained
+    sizes = sorted({demo_input_size(m) + CROP_MARGIN for m in (*cfg.models, DEFAULT_MODELS[0])})
     stores: dict[int, Path] = {}
     for s in sizes:
         res = build(images, out / "data" / f"s{s}", size=s, val=0.1, test=0.2, seed=cfg.seed,
@@ -99,7 +113,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
         stores[s] = out / "data" / f"s{s}"
         say(f"      {res.summary()}")
     steps["build"] = time.perf_counter() - t
-    base = stores[sizes[0]]
+    base = stores[demo_input_size(DEFAULT_MODELS[0]) + CROP_MARGIN]
 
     t = step(3, f"featx extract: {cfg.backbone} features at {cfg.extract_size}px")
     feats = _extract(cfg, base, out / "features", say, warn, warnings)
@@ -124,10 +138,10 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
 
     runs = {}
     for m in cfg.models:
-        store = stores[DEMO_INPUT[m] + CROP_MARGIN]
+        store = stores[demo_input_size(m) + CROP_MARGIN]
         tc = TrainConfig(
             model=m, train=str(store / "train.h5"), val=str(store / "val.h5"), out=str(out / "runs" / m),
-            input_size=DEMO_INPUT[m], epochs=cfg.epochs, batch_size=cfg.batch_size,
+            input_size=demo_input_size(m), epochs=cfg.epochs, batch_size=cfg.batch_size,
             optim=OptimConfig(optimizer="sgd", lr=cfg.lr), seed=cfg.seed,
             # digits are not mirror-symmetric: no flips, gentler rotation
             augment=Augment(flip=False, rotation=10.0),

@@ -15,3 +15,10 @@ class OutputExistsError(FeatxError):
 
 class WeightsUnavailableError(FeatxError):
     """Pretrained weights are neither cached nor downloadable."""
+
+
+class RegistryError(FeatxError, ValueError):
+    """An unknown name, or a name registered twice, in a registry (backbones, scratch models).
+
+    Also a ``ValueError``, so callers written against the old ``scratch_models`` API keep working.
+    """

@@ -25,14 +25,12 @@ the output feeding ``predictions``.
 
 Pooling uses "valid" padding and the head uses Flatten, so the input size is
 fixed per model and must be at least 57x57.
+
+Importing this module does not import Keras; building the model does.
 """
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ._blocks import channel_axis, check_classes, check_input_shape, classifier, l2, model_input
 from .registry import register_model
 
 INPUT_SIZE = 227
@@ -43,6 +41,10 @@ FEATURE_LAYER = "fc2_dropout"
 
 def _conv_relu_bn(x, filters: int, kernel_size: int, *, strides: int, reg, name: str, idx: str):
     """AlexNet conv unit, CONV => RELU => BN (the book's order), all padding "same"."""
+    from keras import layers
+
+    from ._blocks import channel_axis, l2
+
     x = layers.Conv2D(
         filters,
         kernel_size,
@@ -56,18 +58,29 @@ def _conv_relu_bn(x, filters: int, kernel_size: int, *, strides: int, reg, name:
 
 
 def _pool_dropout(x, *, name: str):
+    from keras import layers
+
     x = layers.MaxPooling2D(pool_size=3, strides=2, name=f"{name}_pool")(x)
     return layers.Dropout(0.25, name=f"{name}_dropout")(x)
 
 
 def _dense_relu_bn_dropout(x, units: int, *, reg, name: str):
+    from keras import layers
+
+    from ._blocks import l2
+
     x = layers.Dense(units, kernel_regularizer=l2(reg), name=name)(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.Dropout(0.5, name=f"{name}_dropout")(x)
 
 
-def _build_alexnet(input_shape, classes, *, reg: float, name: str) -> keras.Model:
+def _build_alexnet(input_shape, classes, *, reg: float, name: str):
+    import keras
+    from keras import layers
+
+    from ._blocks import check_classes, check_input_shape, classifier, model_input
+
     shape = check_input_shape(input_shape, model=name, default=INPUT_SIZE, min_size=MIN_INPUT_SIZE)
     classes = check_classes(classes, model=name, default=DEFAULT_CLASSES)
 
@@ -93,6 +106,8 @@ def _build_alexnet(input_shape, classes, *, reg: float, name: str) -> keras.Mode
     default_classes=DEFAULT_CLASSES,
     feature_layer=FEATURE_LAYER,
     min_input_size=MIN_INPUT_SIZE,
+    feature_dim=4096,
+    params=58_327_810,
 )
 def alexnet(
     input_shape: tuple[int, int, int] | None = None,
@@ -100,6 +115,6 @@ def alexnet(
     *,
     reg: float = 2e-4,
     name: str = "alexnet",
-) -> keras.Model:
+):
     """AlexNet; ``input_shape`` None -> 227x227x3, ``classes`` None -> 2."""
     return _build_alexnet(input_shape, classes, reg=reg, name=name)

@@ -1,9 +1,9 @@
-"""A small timm-style model registry.
+"""The from-scratch models, keyed by name: a :class:`featx.registry.Registry` of :class:`ModelInfo`.
 
-Model modules decorate their public builder with :func:`register_model`; the
-registry is keyed by the function name (or an explicit name) and stores a
-:class:`ModelInfo` next to the builder.  Users go through :func:`create_model`,
-:func:`list_models` and :func:`get_model_info`::
+Model modules decorate their public builder with :func:`register_model`; the registry is keyed by
+the function name (or an explicit name) and stores a :class:`ModelInfo` next to the builder. Users
+go through :func:`create_model`, :func:`list_models` and :func:`get_model_info` (or the registry
+object :data:`MODELS` itself, whose API is the same as the backbones')::
 
     from scratch_models import create_model, get_model_info
 
@@ -11,8 +11,9 @@ registry is keyed by the function name (or an explicit name) and stores a
     info = get_model_info("minigooglenet")
     extractor = keras.Model(model.input, model.get_layer(info.feature_layer).output)
 
-Input validation (shape, classes) lives in the builders themselves, so calling
-a builder directly is exactly as safe as going through :func:`create_model`.
+Nothing here imports Keras: the info is readable without TensorFlow (``featx models``, every
+``--help``); builders import Keras when called. Input validation (shape, classes) lives in the
+builders themselves, so calling a builder directly is exactly as safe as :func:`create_model`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import keras
+from featx.registry import Registry
 
-__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
+__all__ = ["MODELS", "ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,9 @@ class ModelInfo:
         feature_layer: Name of the layer whose output feeds the classifier;
             cut the model there to get a feature extractor.
         min_input_size: Smallest spatial size the architecture accepts.
+        feature_dim: Length of the feature layer's output (None if it depends on the input).
+        params: Parameter count at the canonical input size with the default classes
+            (documentation, checked by the tests; None if not stated).
     """
 
     name: str
@@ -48,23 +52,28 @@ class ModelInfo:
     default_classes: int | None = None
     feature_layer: str | None = None
     min_input_size: int = 1
+    feature_dim: int | None = None
+    params: int | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int] | None:
-        """Canonical input shape in the current ``keras.config.image_data_format()``."""
+        """Canonical input shape in the current ``keras.config.image_data_format()`` (imports Keras)."""
         if self.input_size is None:
             return None
+        import keras
+
         size, channels = self.input_size, self.channels
         if keras.config.image_data_format() == "channels_first":
             return (channels, size, size)
         return (size, size, channels)
 
 
-_REGISTRY: dict[str, tuple[Callable[..., keras.Model], ModelInfo]] = {}
+#: The registry itself (listed by name).
+MODELS: Registry[ModelInfo] = Registry("scratch model", order="name")
 
 
 def register_model(
-    fn: Callable[..., keras.Model] | str | None = None,
+    fn: Callable[..., Any] | str | None = None,
     *,
     name: str | None = None,
     description: str | None = None,
@@ -73,6 +82,8 @@ def register_model(
     default_classes: int | None = None,
     feature_layer: str | None = None,
     min_input_size: int = 1,
+    feature_dim: int | None = None,
+    params: int | None = None,
 ):
     """Register a model builder.
 
@@ -80,56 +91,45 @@ def register_model(
     (``@register_model("name")``) or with metadata
     (``@register_model(input_size=32, feature_layer="flatten")``).  The
     description defaults to the first line of the builder's docstring.
-    The builder must accept ``input_shape=None`` and ``classes=None`` keywords.
+    The builder must accept ``input_shape=None`` and ``classes=None`` keywords
+    and should import Keras inside its body, so registering stays cheap.
 
     Raises:
-        ValueError: if the name is already registered.
+        featx.errors.RegistryError: if the name is already registered.
     """
     if isinstance(fn, str):
         name, fn = fn, None
 
-    def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-        key = name or builder.__name__
-        if key in _REGISTRY:
-            raise ValueError(
-                f"Model {key!r} is already registered; pass register_model(name=...) "
-                "to register it under another name."
-            )
+    def decorator(builder: Callable[..., Any]) -> Callable[..., Any]:
         doc = (builder.__doc__ or "").strip()
         info = ModelInfo(
-            name=key,
+            name=Registry.key(name or builder.__name__),
             description=description or (doc.splitlines()[0] if doc else ""),
             input_size=input_size,
             channels=channels,
             default_classes=default_classes,
             feature_layer=feature_layer,
             min_input_size=min_input_size,
+            feature_dim=feature_dim,
+            params=params,
         )
-        _REGISTRY[key] = (builder, info)
-        return builder
+        return MODELS.register(info, builder)
 
     return decorator(fn) if fn is not None else decorator
 
 
 def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
-    return sorted(_REGISTRY)
-
-
-def _lookup(name: str) -> tuple[Callable[..., keras.Model], ModelInfo]:
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"Unknown model {name!r}. Available: {', '.join(list_models())}") from None
+    """Names of all registered models, sorted (``MODELS.list_infos()`` gives their infos)."""
+    return MODELS.list_names()
 
 
 def get_model_info(name: str) -> ModelInfo:
     """Metadata of a registered model.
 
     Raises:
-        ValueError: if ``name`` is not registered.
+        featx.errors.RegistryError: if ``name`` is not registered.
     """
-    return _lookup(name)[1]
+    return MODELS.get_info(name)
 
 
 def create_model(
@@ -137,8 +137,8 @@ def create_model(
     input_shape: tuple[int, int, int] | None = None,
     classes: int | None = None,
     **kwargs: Any,
-) -> keras.Model:
-    """Build a registered model.
+):
+    """Build a registered model (a ``keras.Model``).
 
     Args:
         name: Registry name (see :func:`list_models`).
@@ -148,7 +148,7 @@ def create_model(
         **kwargs: Model-specific options (e.g. ``reg``, ``name``).
 
     Raises:
-        ValueError: on an unknown name, a malformed ``input_shape`` or ``classes``.
+        featx.errors.RegistryError: on an unknown name.
+        ValueError: on a malformed ``input_shape`` or ``classes``.
     """
-    builder, _ = _lookup(name)
-    return builder(input_shape=input_shape, classes=classes, **kwargs)
+    return MODELS.create(name, input_shape=input_shape, classes=classes, **kwargs)

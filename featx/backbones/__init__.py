@@ -14,6 +14,8 @@ Importing this package is cheap; Keras/TensorFlow load when a backbone is built.
 
 from featx.backbones import applications  # noqa: E402,F401,I001 - registers the built-in backbones
 from featx.backbones.registry import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
     KERAS_PREFIX,
     BackboneInfo,
     backbone_names,
@@ -23,6 +25,8 @@ from featx.backbones.registry import (
 )
 
 __all__ = [
+    "BACKBONES",
+    "DEFAULT_BACKBONE",
     "KERAS_PREFIX",
     "Backbone",
     "BackboneInfo",

@@ -19,7 +19,7 @@ def _app(module: str, constructor: str, weights, input_shape):
 
 @register_backbone(
     dim=2048, default_size=224, preprocessing="caffe",
-    description="ResNet50 (ImageNet), global average pool [default]",
+    description="ResNet50 (ImageNet), global average pool",
 )
 def resnet50(weights, input_shape):
     return _app("resnet50", "ResNet50", weights, input_shape)

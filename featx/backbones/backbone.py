@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from featx.backbones import applications  # noqa: F401 - registers the keras.applications backbones
-from featx.backbones.registry import KERAS_PREFIX, get_backbone_info
+from featx.backbones.registry import BACKBONES, DEFAULT_BACKBONE, KERAS_PREFIX, get_backbone_info
 from featx.backbones.weights import (
     IMAGENET,
     NONE,
@@ -129,7 +129,7 @@ def _seeded(seed: int | None):
 
 
 def build_backbone(
-    spec: str = "resnet50",
+    spec: str = DEFAULT_BACKBONE,
     weights=IMAGENET,
     image_size: int | None = None,
     *,
@@ -155,7 +155,7 @@ def build_backbone(
     with precision_policy(mixed_precision), _seeded(RANDOM_SEED if kind == NONE else None):
         try:
             with quiet_failed_download():
-                model, preprocess = info.builder(IMAGENET if kind == IMAGENET else None, (size, size, 3))
+                model, preprocess = BACKBONES.create(info.name, IMAGENET if kind == IMAGENET else None, (size, size, 3))
         except Exception as e:  # noqa: BLE001 - Keras raises bare Exception for download failures
             if kind == IMAGENET and is_download_error(e):
                 raise offline_error(info.name) from None

@@ -1,9 +1,9 @@
-"""A registry of feature backbones, keyed by name (the timm / ``scratch_models`` pattern).
+"""The feature backbones, keyed by name: a :class:`featx.registry.Registry` of :class:`BackboneInfo`.
 
 Each registered backbone is a small function ``fn(weights, input_shape) -> (model, preprocess)``
 decorated with :func:`register_backbone`, which records its :class:`BackboneInfo` (feature
 dimension, default input size, preprocessing). Registration imports nothing heavy: Keras is imported
-only when a backbone is built, so ``featx models`` and ``featx fit`` stay fast.
+only when a backbone is built, so ``featx models`` and every ``--help`` stay fast.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from featx.errors import FeatxError
+from featx.registry import Registry
 
 #: Prefix of the ``keras:PATH[:LAYER]`` spec (a saved Keras model cut at a layer).
 KERAS_PREFIX = "keras:"
+#: The backbone used when none is named (``featx extract``, the demo).
+DEFAULT_BACKBONE = "resnet50"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +32,7 @@ class BackboneInfo:
             (``caffe``: BGR minus ImageNet means; ``tf``: scaled to [-1, 1]; ``none``: 0..255
             floats go in, the model rescales them itself).
         min_size: smallest input side the architecture accepts.
+        builder: the registered function (also reachable as ``BACKBONES.create(name, ...)``).
     """
 
     name: str
@@ -41,7 +44,10 @@ class BackboneInfo:
     builder: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
-_REGISTRY: dict[str, BackboneInfo] = {}
+#: The registry itself (registration order: :data:`DEFAULT_BACKBONE` first).
+BACKBONES: Registry[BackboneInfo] = Registry(
+    "backbone", order="registration", hint=f" or {KERAS_PREFIX}PATH[:LAYER] for a saved Keras model"
+)
 
 
 def register_backbone(
@@ -51,14 +57,12 @@ def register_backbone(
 
     ``weights`` is ``"imagenet"`` or ``None``; the model maps ``(N, S, S, 3)`` preprocessed floats
     to ``(N, dim)`` features; ``preprocess`` maps float32 RGB 0..255 batches to the model's input.
+    Raises :class:`~featx.errors.RegistryError` if the name is taken.
     """
 
     def wrap(fn: Callable) -> Callable:
-        key = (name or fn.__name__).lower()
-        if key in _REGISTRY:
-            raise ValueError(f"backbone {key!r} is already registered")
-        _REGISTRY[key] = BackboneInfo(
-            name=key,
+        info = BackboneInfo(
+            name=Registry.key(name or fn.__name__),
             dim=int(dim),
             default_size=int(default_size),
             description=description,
@@ -66,26 +70,20 @@ def register_backbone(
             min_size=int(min_size),
             builder=fn,
         )
-        return fn
+        return BACKBONES.register(info, fn)
 
     return wrap
 
 
 def list_backbones() -> list[BackboneInfo]:
     """Every registered backbone, in registration order (``resnet50`` first)."""
-    return list(_REGISTRY.values())
+    return BACKBONES.list_infos()
 
 
 def backbone_names() -> list[str]:
-    return list(_REGISTRY)
+    return BACKBONES.list_names()
 
 
 def get_backbone_info(name: str) -> BackboneInfo:
-    """The :class:`BackboneInfo` of a registered backbone; a one-line error for unknown names."""
-    key = str(name).lower()
-    if key not in _REGISTRY:
-        raise FeatxError(
-            f"unknown backbone {name!r}: choose one of {', '.join(_REGISTRY)} "
-            f"or {KERAS_PREFIX}PATH[:LAYER] for a saved Keras model (see `featx models`)"
-        )
-    return _REGISTRY[key]
+    """The :class:`BackboneInfo` of a registered backbone; a one-line :class:`RegistryError` otherwise."""
+    return BACKBONES.get_info(name)

@@ -14,15 +14,16 @@ import sys
 import click
 
 from featx import __version__
+from featx.backbones.registry import DEFAULT_BACKBONE
 from featx.errors import FeatxError
 
 #: subcommand name -> (module, short help shown by ``featx --help`` without importing it)
 COMMANDS = {
     "build": ("featx.cli.build", "Write labelled images to HDF5 (train/val/test, uint8, resumable)."),
-    "extract": ("featx.cli.extract", "Extract backbone features (ResNet50 default) to HDF5."),
+    "extract": ("featx.cli.extract", f"Extract backbone features ({DEFAULT_BACKBONE} by default) to HDF5."),
     "fit": ("featx.cli.fit", "Tune a logistic regression on features; export the classifier."),
     "predict": ("featx.cli.predict", "Classify images with an exported classifier."),
-    "train": ("featx.cli.train", "Train a scratch model (AlexNet, MiniGoogLeNet, ...) from HDF5."),
+    "train": ("featx.cli.train", "Train a scratch model (see featx models) from HDF5."),
     "evaluate": ("featx.cli.evaluate", "Rank-1/rank-5 accuracy, single-crop and ten-crop."),
     "report": ("featx.cli.report", "Compare every method side by side (Markdown, HTML, JSON)."),
     "demo": ("featx.cli.demo", "Run both paths end to end on a bundled dataset."),

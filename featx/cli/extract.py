@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from featx.backbones.registry import KERAS_PREFIX, backbone_names
+from featx.backbones.registry import DEFAULT_BACKBONE, KERAS_PREFIX, backbone_names
 from featx.cli.options import (
+    LazyHelpOption,
     max_pixels_option,
     overwrite_option,
     progress_option,
@@ -27,8 +28,10 @@ def _backbone(ctx, param, value):
 @click.command("extract")
 @click.argument("src", type=click.Path(exists=True, path_type=str))
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="Features file to write (e.g. feats/train.h5).")
-@click.option("--backbone", "-b", default="resnet50", callback=_backbone, metavar="NAME|keras:PATH[:LAYER]",
-              help=f"Feature extractor: {', '.join(backbone_names())}, or a saved Keras model cut at LAYER (see featx models).")
+@click.option("--backbone", "-b", cls=LazyHelpOption, default=DEFAULT_BACKBONE, callback=_backbone,
+              metavar=f"NAME|{KERAS_PREFIX}PATH[:LAYER]", help_fn=lambda: (
+                  f"Feature extractor: {', '.join(backbone_names())}, or a saved Keras model cut at LAYER "
+                  "(see featx models)."))
 @click.option("--weights", "-w", default="imagenet", metavar="imagenet|none|FILE",
               help="imagenet (Keras' download and cache), none (random init: smoke tests) or a local weights file.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")

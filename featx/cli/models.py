@@ -1,32 +1,31 @@
-"""``featx models``: the backbones and scratch architectures featx knows."""
+"""``featx models``: the backbones and scratch architectures featx knows (read from the registries,
+without importing TensorFlow)."""
 
 from __future__ import annotations
 
 import click
 
+from featx.cli.options import scratch_models_registry
+
+
+def _params(n: int | None) -> str:
+    return f"{n / 1e6:6.2f}M params" if n else " " * 14
+
 
 @click.command("models")
 def command():
     """List registered feature backbones and from-scratch architectures."""
-    try:
-        from featx.backbones import list_backbones
-    except ImportError:
-        list_backbones = None
-    click.echo("Backbones (featx extract --backbone):")
-    if list_backbones is not None:
-        for info in list_backbones():
-            click.echo(f"  {info.name:<16} {info.dim:>5}-d  input {info.default_size}px  {info.description}")
-        click.echo("  keras:PATH[:LAYER]      any saved Keras model, cut at LAYER")
-    else:
-        click.echo("  (none registered)")
+    from featx.backbones.registry import BACKBONES, DEFAULT_BACKBONE, KERAS_PREFIX
+
+    click.echo("Backbones (featx extract --backbone NAME):")
+    for info in BACKBONES.list_infos():
+        default = " [default]" if info.name == DEFAULT_BACKBONE else ""
+        click.echo(f"  {info.name:<18} {info.dim:>5}-d  input {info.default_size:>3}px  {info.description}{default}")
+    click.echo(f"  {KERAS_PREFIX + 'PATH[:LAYER]':<18} {'':7}  {'any input':<11}  any saved Keras model, cut at LAYER")
     click.echo("Scratch models (featx train MODEL):")
-    try:
-        import scratch_models
-    except ImportError:
-        scratch_models = None
-    names = scratch_models.list_models() if scratch_models is not None else []
-    for name in names:
-        info = scratch_models.get_model_info(name)
-        click.echo(f"  {name:<16} input {info.input_size}px  {info.description}")
-    if not names:
+    infos = scratch_models_registry().list_infos()
+    for info in infos:
+        dim = f"{info.feature_dim:>5}-d" if info.feature_dim else " " * 7
+        click.echo(f"  {info.name:<18} {dim}  input {info.input_size:>3}px  {_params(info.params)}  {info.description}")
+    if not infos:
         click.echo("  (none registered)")

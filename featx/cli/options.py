@@ -1,6 +1,8 @@
-"""Option bundles shared by several subcommands, and output helpers."""
+"""Option bundles shared by several subcommands, registry-driven choices, and output helpers."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import click
 
@@ -45,6 +47,45 @@ def progress_option(f):
     return click.option(
         "--progress/--no-progress", default=None, help="Progress bars [default: on in a terminal]."
     )(f)
+
+
+class RegistryChoice(click.Choice):
+    """The names in a :class:`featx.registry.Registry`, read when parsed or shown (so entries
+    registered after import, by plugins or tests, are accepted and listed).
+
+    ``registry`` is a function returning the registry, so importing the CLI module stays cheap.
+    """
+
+    def __init__(self, registry: Callable):
+        self._registry = registry
+        super().__init__([], case_sensitive=False)
+
+    @property
+    def choices(self):
+        return tuple(self._registry().list_names())
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the source
+        pass
+
+
+class LazyHelpOption(click.Option):
+    """An option whose help text is computed when shown (``help_fn``), e.g. from a registry."""
+
+    def __init__(self, *args, help_fn: Callable[[], str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._help_fn = help_fn
+
+    def get_help_record(self, ctx):
+        self.help = self._help_fn()
+        return super().get_help_record(ctx)
+
+
+def scratch_models_registry():
+    """The scratch model registry (``scratch_models.MODELS``; importing it does not import Keras)."""
+    import scratch_models
+
+    return scratch_models.MODELS
 
 
 def say(msg: str) -> None:

@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import click
 
-from featx.cli.options import overwrite_option, progress_option, say, seed_option, warn
+from featx.cli.options import (
+    LazyHelpOption,
+    RegistryChoice,
+    overwrite_option,
+    progress_option,
+    say,
+    scratch_models_registry,
+    seed_option,
+    warn,
+)
 from featx.optim import OPTIMIZERS, SCHEDULES
 
 
-class ModelChoice(click.Choice):
-    """The registered scratch models, read from the registry when parsed (so models registered
-    after import, e.g. by plugins or tests, are accepted)."""
-
-    def __init__(self):
-        super().__init__([], case_sensitive=True)
-
-    @property
-    def choices(self):
-        import scratch_models
-
-        return tuple(scratch_models.list_models())
-
-    @choices.setter
-    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the source
-        pass
+def _input_size_help() -> str:
+    sizes = ", ".join(f"{i.name} {i.input_size}" for i in scratch_models_registry().list_infos())
+    return f"Network input side; larger stored images are cropped [default: the model's: {sizes}]."
 
 
 def _drops(ctx, param, value):
@@ -36,12 +32,11 @@ def _drops(ctx, param, value):
 
 
 @click.command("train")
-@click.argument("model", type=ModelChoice())
+@click.argument("model", type=RegistryChoice(scratch_models_registry))
 @click.option("--train", "train_path", type=click.Path(dir_okay=False), required=True, help="Images file (featx build).")
 @click.option("--val", "val_path", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Run folder.")
-@click.option("--input-size", type=click.IntRange(min=1), default=None,
-              help="Network input side; larger stored images are cropped [default: the model's: alexnet 227, minigooglenet 32, deepergooglenet 64].")
+@click.option("--input-size", cls=LazyHelpOption, type=click.IntRange(min=1), default=None, help_fn=_input_size_help)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, help="Total epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", help="SGD with momentum, or Adam.")
