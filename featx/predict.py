@@ -42,7 +42,8 @@ def predict_images(
     """
     from featx.accel import resolve_accel
     from featx.backbones.backbone import backbone_from_settings
-    from featx.backbones.pipeline import image_dataset, iter_features
+    from featx.extract.mapper import FeatureMapper
+    from featx.extract.reader import image_dataset
     from featx.classify import full_proba, load_classifier
     from featx.data.discover import list_image_files
 
@@ -68,7 +69,9 @@ def predict_images(
         paths, size=backbone.image_size, batch_size=batch_size, resize=settings.get("resize", "aspect")
         if settings.get("resize") in ("aspect", "plain") else "aspect", max_pixels=max_pixels,
     )
-    for idx, feats, reasons in iter_features(backbone, ds, batch_size=batch_size, xla=accel.xla, overlap=accel.overlap):
+    mapper = FeatureMapper(settings, mixed_precision=accel.mixed_precision, xla=accel.xla, batch_size=batch_size,
+                           backbone=backbone)
+    for idx, feats, reasons in mapper.iter_features(ds, overlap=accel.overlap):
         ok = np.array([not r for r in reasons], dtype=bool)
         finite = np.isfinite(feats).all(axis=1)
         reasons = [r or ("" if f else "the backbone gave NaN or infinite features") for r, f in zip(reasons, finite)]

@@ -170,7 +170,8 @@ def test_cli_extract_registered_backbone_with_random_weights(folder, tmp_path):
 def test_gpu_code_paths_forced_on_cpu(folder, model_path, tmp_path):
     """Mixed precision, XLA (with the padded last batch) and the overlapped read-back, run on the CPU."""
     from featx.backbones import build_backbone
-    from featx.backbones.pipeline import image_dataset, iter_features
+    from featx.extract import FeatureMapper
+    from featx.extract.reader import image_dataset
 
     plain = extract(folder, tmp_path / "a.h5", backbone="vgg16", weights="none", image_size=32, batch_size=4,
                     mixed_precision=False, xla=False, progress=False)
@@ -186,8 +187,9 @@ def test_gpu_code_paths_forced_on_cpu(folder, model_path, tmp_path):
 
     bb = build_backbone(f"keras:{model_path}")
     files = [str(folder / p) for p in discover(folder).paths]
-    seq = list(iter_features(bb, image_dataset(files, size=16, batch_size=4), batch_size=4, overlap=False))
-    ovl = list(iter_features(bb, image_dataset(files, size=16, batch_size=4), batch_size=4, overlap=True))
+    mapper = FeatureMapper(bb.settings, batch_size=4, backbone=bb)
+    seq = list(mapper.iter_features(image_dataset(files, size=16, batch_size=4), overlap=False))
+    ovl = list(mapper.iter_features(image_dataset(files, size=16, batch_size=4), overlap=True))
     assert [i.tolist() for i, _, _ in ovl] == [i.tolist() for i, _, _ in seq] == [list(range(k, min(k + 4, 15))) for k in range(0, 15, 4)]
     for (_, f1, _), (_, f2, _) in zip(seq, ovl):
         np.testing.assert_array_equal(f1, f2)

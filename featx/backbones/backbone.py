@@ -82,12 +82,6 @@ class Backbone:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-def gpu_available() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 @contextlib.contextmanager
 def precision_policy(mixed: bool):
     """Build layers under ``mixed_float16`` when ``mixed``; the previous global policy is restored."""
@@ -128,6 +122,32 @@ def _seeded(seed: int | None):
         np.random.set_state(np_state)
 
 
+def backbone_settings(spec: str = "resnet50", weights=IMAGENET, image_size: int | None = None) -> dict:
+    """The ``settings`` :func:`build_backbone` will record for a registered backbone, without building it.
+
+    Validates the image size against the registry and normalises ``weights`` (``"imagenet"``,
+    ``"none"`` or an absolute file path, with its sha256). Not for ``keras:PATH`` specs, whose
+    feature layer and dimension are known only once the model file is loaded.
+    """
+    info = get_backbone_info(spec)
+    size = int(image_size or info.default_size)
+    if size < info.min_size:
+        raise FeatxError(f"{info.name} needs an image size of at least {info.min_size}px. Received: {size}")
+    kind, path = resolve_weights(weights)
+    settings = {
+        "name": info.name,
+        "weights": path if kind == "file" else kind,
+        "image_size": size,
+        "preprocessing": info.preprocessing,
+        "dim": info.dim,
+    }
+    if kind == NONE:
+        settings["seed"] = RANDOM_SEED
+    if kind == "file":
+        settings["weights_sha256"] = sha256_file(path)
+    return settings
+
+
 def build_backbone(
     spec: str = DEFAULT_BACKBONE,
     weights=IMAGENET,
@@ -147,11 +167,10 @@ def build_backbone(
         from featx.backbones.saved import build_saved
 
         return build_saved(spec, weights=weights, image_size=image_size)
+    settings = backbone_settings(spec, weights, image_size)
     info = get_backbone_info(spec)
-    size = int(image_size or info.default_size)
-    if size < info.min_size:
-        raise FeatxError(f"{info.name} needs an image size of at least {info.min_size}px. Received: {size}")
-    kind, path = resolve_weights(weights)
+    size, w = settings["image_size"], settings["weights"]
+    kind = w if w in (IMAGENET, NONE) else "file"
     with precision_policy(mixed_precision), _seeded(RANDOM_SEED if kind == NONE else None):
         try:
             with quiet_failed_download():
@@ -165,24 +184,14 @@ def build_backbone(
                     "delete the file from the Keras cache or pass --weights /path/to/weights.h5"
                 ) from None
             raise FeatxError(f"cannot build backbone {info.name} at {size}px: {_first_line(e)}") from None
-    settings = {
-        "name": info.name,
-        "weights": path if kind == "file" else kind,
-        "image_size": size,
-        "preprocessing": info.preprocessing,
-        "dim": info.dim,
-    }
-    if kind == NONE:
-        settings["seed"] = RANDOM_SEED
     if kind == "file":
         try:
-            model.load_weights(path)
+            model.load_weights(w)
         except Exception as e:  # noqa: BLE001 - h5py/keras raise many kinds
             raise FeatxError(
-                f"cannot load weights {path} into {info.name}: {_first_line(e)} (expected weights of "
+                f"cannot load weights {w} into {info.name}: {_first_line(e)} (expected weights of "
                 f"{info.name} without its top, e.g. Keras' *_notop.h5 or a .weights.h5 saved from it)"
             ) from None
-        settings["weights_sha256"] = sha256_file(path)
     dim = int(model.output_shape[-1])
     if dim != info.dim:  # pragma: no cover - guards the registry's documented dims
         raise FeatxError(f"{info.name} gave {dim}-d features, registry says {info.dim}")

@@ -40,26 +40,40 @@ def _backbone(ctx, param, value):
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
 @click.option("--xla/--no-xla", default=None, help="XLA-compile the forward pass [default: on with a GPU].")
 @max_pixels_option
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: shards on a pool of Ray actors (pip install \"featx[ray]\").")
+@click.option("--address", default=None, metavar="ADDRESS",
+              help="Ray cluster to join with --engine ray: auto or ray://HOST:10001 [default: start a local Ray].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Extractor replicas for --engine ray [default: one per GPU, or 1 without GPUs].")
+@click.option("--shard-rows", type=click.IntRange(min=1), default=None,
+              help="Rows per shard (the unit of work and resume) [default: a few minutes of work; "
+                   "--engine local writes the output directly unless this is given].")
 @overwrite_option
 @progress_option
-def command(
-    src, out, backbone, weights, batch_size, image_size, resize, mixed_precision, xla, max_pixels, overwrite, progress
-):
+def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_precision, xla, max_pixels, engine,
+            address, workers, shard_rows, overwrite, progress):
     """Run a pretrained backbone over SRC and write one feature row per image to OUT.
 
     SRC is an image folder (class subfolders, 'label.N.jpg' names, train/val/test folders) or a CSV
     of path,label -- the discovery and decoding rules of featx build -- or an images .h5 written by
     featx build. Rows keep the source order with their labels and paths; files that cannot be
     decoded are skipped and listed. An interrupted run resumes when rerun with the same options.
+
+    With --engine ray (or --shard-rows), the rows are cut into shards written to OUT.shards/ by a
+    pool of workers (Ray actors, one GPU each where there are GPUs), then merged into OUT in source
+    order: the same file a local run writes. A rerun redoes only unfinished shards.
     """
     from featx.extract import extract
     from featx.outputs import check_not_input
 
     check_not_input(out, src)  # `extract d/train.h5 -o d/train.h5 --overwrite` must not delete its source
+    if address is not None and engine != "ray":
+        raise click.UsageError("--address applies to --engine ray")
     result = extract(
         src, out, backbone=backbone, weights=weights, image_size=image_size, batch_size=batch_size,
         resize=resize, mixed_precision=mixed_precision, xla=xla, overwrite=overwrite, progress=progress,
-        max_pixels=max_pixels,
+        max_pixels=max_pixels, engine=engine, address=address, workers=workers, shard_rows=shard_rows,
     )
     say(result.summary())
     for s in result.skipped[:SHOW_SKIPPED]:
@@ -68,6 +82,7 @@ def command(
         say(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (all listed in the 'skipped' attr of {result.out_path})")
     if not result.reused:
         mode = ", ".join(m for m, on in (("mixed precision", result.mixed_precision), ("XLA", result.xla)) if on) or "float32"
-        say(f"  {result.images_per_second:.1f} images/s ({mode}, batch {batch_size}); {result.seconds:.1f}s in all")
+        where = f"{result.engine}, {result.workers} worker(s)" if result.shards else result.engine
+        say(f"  {result.images_per_second:.1f} images/s ({mode}, batch {batch_size}, {where}); {result.seconds:.1f}s in all")
     if result.settings.get("weights") == "none":
         warn("weights=none: random, untrained features (fine for smoke tests, useless for real classification)")

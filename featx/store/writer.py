@@ -316,8 +316,12 @@ class StoreWriter:
         atomic_write_json(self.progress_path, self.progress)
 
     # ------------------------------------------------------------------ finishing
-    def finish(self, attrs: dict | None = None) -> Path:
-        """Complete the file: metadata, ``complete`` flag, atomic rename. Returns the final path."""
+    def finish(self, attrs: dict | None = None, *, allow_empty: bool = False) -> Path:
+        """Complete the file: metadata, ``complete`` flag, atomic rename. Returns the final path.
+
+        A file with no rows (every source skipped) is an error unless ``allow_empty`` (a shard of a
+        larger run may legitimately hold only skipped sources).
+        """
         if self.done:
             return self.path
         if self._pending_next != self.n_sources:
@@ -325,7 +329,7 @@ class StoreWriter:
         self.flush()
         f = self._file
         n = self.progress["rows"]
-        if n == 0:
+        if n == 0 and not allow_empty:
             self.close()
             self._remove_partial()
             raise FeatxError(f"no usable rows for {self.path.name}: all {self.n_sources} sources were skipped")

@@ -1,11 +1,10 @@
-"""Input pipelines that feed a backbone, and the loop that runs it.
+"""Input pipelines that feed the mapper: image files or an images HDF5 -> ``tf.data`` batches.
 
 * :func:`image_dataset`: image files -> ``tf.data`` with parallel decode + resize (featx's own
   :func:`~featx.data.decode.load_image`: EXIF, gray, CMYK, alpha, 16-bit), in source order,
   batched and prefetched. A file that cannot be decoded yields a blank image and its reason.
-* :func:`store_dataset`: an images HDF5 written by ``featx build`` -> contiguous batches.
-* :func:`iter_features`: runs the backbone's compiled function over such a dataset, dispatching
-  the next batch before reading back the previous one (on a GPU the two overlap).
+* :func:`store_dataset`: rows of an images HDF5 written by ``featx build`` -> contiguous batches
+  (the file is opened inside the generator, so the dataset can be built in any worker).
 
 Every dataset element is ``(index int64 (B,), images uint8 (B, H, W, 3), reason string (B,))`` with
 ``reason == b""`` for a usable image.
@@ -13,7 +12,7 @@ Every dataset element is ``(index int64 (B,), images uint8 (B, H, W, 3), reason 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -97,8 +96,11 @@ def image_dataset(
     return _finish(ds.batch(batch_size))
 
 
-def store_dataset(path: str, *, batch_size: int, start: int = 0):
-    """Batches of an images HDF5 from row ``start``, read as contiguous slabs (file opened inside)."""
+def store_dataset(path: str, *, batch_size: int, start: int = 0, stop: int | None = None, offset: int = 0):
+    """Batches of rows ``[start, stop)`` of an images HDF5, read as contiguous slabs (file opened inside).
+
+    Indices are yielded relative to ``offset`` (a shard starting at row ``offset`` numbers its rows from 0).
+    """
     import tensorflow as tf
 
     from featx.store import StoreReader
@@ -108,8 +110,8 @@ def store_dataset(path: str, *, batch_size: int, start: int = 0):
 
     def gen():
         with StoreReader(path, kind="images") as reader:
-            i = start
-            for x, _ in reader.iter_batches(batch_size, start=start):
+            i = start - offset
+            for x, _ in reader.iter_batches(batch_size, start=start, stop=stop):
                 n = len(x)
                 yield np.arange(i, i + n, dtype=np.int64), x, np.full(n, b"", dtype=object)
                 i += n
@@ -120,43 +122,3 @@ def store_dataset(path: str, *, batch_size: int, start: int = 0):
         tf.TensorSpec((None,), tf.string),
     )
     return _finish(tf.data.Dataset.from_generator(gen, output_signature=sig))
-
-
-def iter_features(
-    backbone, dataset, *, batch_size: int, xla: bool = False, overlap: bool | None = None
-) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Yield ``(indices, features float32 (B, dim), reasons)`` per batch, in dataset order.
-
-    With XLA, a short last batch is zero-padded to ``batch_size`` so the compiled program is reused.
-    ``overlap`` (default: on with a GPU) dispatches batch ``k+1`` before reading batch ``k`` back;
-    on a CPU the call is synchronous, so it would only delay each result by a batch.
-    """
-    if overlap is None:
-        from featx.backbones.backbone import gpu_available
-
-        overlap = gpu_available()
-    fn = backbone.feature_function(xla=xla)
-    pending = None
-    for idx, images, reasons in dataset:
-        n = int(idx.shape[0])
-        if xla and n < batch_size:
-            import tensorflow as tf
-
-            images = tf.pad(images, [[0, batch_size - n], [0, 0], [0, 0], [0, 0]])
-        out = fn(images)  # dispatched; on a GPU it runs while the previous result is read back
-        if not overlap:
-            yield _materialize(idx, out, reasons, n)
-            continue
-        if pending is not None:
-            yield _materialize(*pending)
-        pending = (idx, out, reasons, n)
-    if pending is not None:
-        yield _materialize(*pending)
-
-
-def _materialize(idx, out, reasons, n):
-    return (
-        idx.numpy().astype(np.int64),
-        np.asarray(out)[:n].astype(np.float32, copy=False),
-        [r.decode("utf-8", "replace") for r in reasons.numpy()],
-    )
