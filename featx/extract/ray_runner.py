@@ -58,9 +58,9 @@ class RayConnection:
 
         ray = self.ray = require_ray()
         if not ray.is_initialized():
+            kw = {} if self.address else {"include_dashboard": False}  # only for a new local instance
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING, configure_logging=True)
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, **kw)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = self.address or "a new local instance"
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]

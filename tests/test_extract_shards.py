@@ -1,0 +1,132 @@
+"""Sharded extraction without Ray: shards, resume of unfinished shards only, merge, lock, reuse, no-Ray message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from featx.cli import cli
+from featx.errors import FeatxError
+from featx.extract import extract, open_source, plan_shards
+from featx.extract import shards as shardlib
+from tests._scale_helpers import FailAt, assert_same_file, make_folder, shard_state
+from tests._transfer_helpers import tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("model") / "model.keras")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("src") / "imgs")
+
+
+@pytest.fixture(scope="module")
+def reference(folder, model_path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    extract(folder, out, backbone=f"keras:{model_path}", batch_size=3, progress=False)
+    return out
+
+
+def test_interrupted_sharded_run_redoes_only_unfinished_shards(folder, model_path, reference, tmp_path):
+    out = tmp_path / "f.h5"
+    kw = dict(backbone=f"keras:{model_path}", batch_size=2, slab_rows=2, shard_rows=4, progress=False)
+    with pytest.raises(RuntimeError, match="stop at row"):
+        extract(folder, out, on_batch=FailAt(9), **kw)  # dies in shard 2 (rows 8-11), after rows 8-9
+    state = shard_state(out)
+    assert sorted(state) == ["00000", "00001", "00002"] and state["00002"] == "partial"
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+    # a merge refuses a missing shard instead of reading fill values
+    source = open_source(folder)
+    with h5py.File(shardlib.shard_path(out, plan_shards(16, 4)[0])) as f:
+        config = {k: v for k, v in json.loads(f.attrs["config"]).items() if k != "shard"}
+    with pytest.raises(FeatxError, match=r"shard 00002.h5 of .* is missing \(rows 8-11\)"):
+        shardlib.validate(out, source, config, plan_shards(16, 4), dim=6)
+
+    r = extract(folder, out, **{**kw, "shard_rows": None})  # the plan is kept: no --shard-rows needed
+    assert r.shards == 4 and r.shards_run == [2, 3] and r.processed == 2 + 4  # shard 2 resumed at its row 2
+    assert "4 shards (2 already done)" in r.summary()
+    assert not shardlib.shard_dir(out).exists()
+    assert_same_file(reference, out, exact=True)
+    with h5py.File(out) as f:
+        skipped = json.loads(f.attrs["skipped"])
+        timing = json.loads(f.attrs["extract_timing"])
+    assert [(s["path"], s["stage"], s["index"]) for s in skipped] == [("cat/cat_9.png", "decode", 10)]
+    assert timing["images"] == 6 and timing["device"] == "CPU" and timing["backbone_params"] == 142
+    assert timing["seconds"] > 0 and timing["images_per_second"] == pytest.approx(6 / timing["seconds"], rel=0.01)
+    # readers cannot tell the files apart: a local run on the merged output has nothing to do
+    again = extract(folder, out, backbone=f"keras:{model_path}", batch_size=5, progress=False)
+    assert again.reused and again.rows == 15 and [s["path"] for s in again.skipped] == ["cat/cat_9.png"]
+
+
+def test_finished_output_returns_without_loading_tensorflow(folder, tmp_path):
+    out = tmp_path / "m.h5"
+    kw = dict(backbone="mobilenetv2", weights="none", image_size=32, batch_size=8, progress=False)
+    first = extract(folder, out, **kw)
+    assert not first.reused and json.loads(h5py.File(out)["/"].attrs["extract_timing"])["backbone_params"] > 2e6
+    script = textwrap.dedent(f"""
+        import sys
+        from featx.extract import extract
+        r = extract({str(folder)!r}, {str(out)!r}, backbone="mobilenetv2", weights="none", image_size=32,
+                    batch_size=8, progress=False)
+        print(r.reused, r.rows, "tensorflow" in sys.modules, "keras" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "15", "False", "False"]
+
+
+def test_second_run_on_a_busy_output_refuses_and_the_first_finishes_whole(folder, model_path, reference, tmp_path):
+    out = tmp_path / "busy.h5"
+    script = textwrap.dedent(f"""
+        from featx.extract import extract
+        from tests._scale_helpers import SlowDown
+        extract({str(folder)!r}, {str(out)!r}, backbone="keras:{model_path}", batch_size=2, slab_rows=2,
+                progress=False, on_batch=SlowDown(0.4))
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], env=ENV, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not Path(str(out) + ".partial.json").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "first run did not start"
+            time.sleep(0.05)
+        for engine in ("local", "ray"):
+            second = CliRunner().invoke(cli, ["extract", str(folder), "-o", str(out), "-b", f"keras:{model_path}",
+                                              "--engine", engine, "--no-progress"])
+            assert second.exit_code == 1, second.output
+            lines = second.output.strip().splitlines()
+            assert len(lines) == 1 and f"in use by another featx run (pid {first.pid} on host" in lines[0]
+            assert not out.exists() and Path(str(out) + ".partial").exists()  # the first run's files are untouched
+        assert first.wait(timeout=120) == 0, first.stderr.read()[-2000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert_same_file(reference, out)
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install(folder, tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text("import sys\nsys.modules['ray'] = None  # import ray -> ImportError\n")
+    env = {**ENV, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}
+    out = tmp_path / "r.h5"
+    proc = subprocess.run([sys.executable, "-m", "featx", "extract", str(folder), "-o", str(out), "--engine", "ray",
+                           "-w", "none"], env=env, capture_output=True, text=True, timeout=120)
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stdout + proc.stderr
+    assert 'pip install "featx[ray]"' in lines[0] and not out.exists()
