@@ -19,7 +19,13 @@ import pytest
 from featx.errors import FeatxError
 from featx.extract import extract
 from featx.extract.shards import shard_dir
-from tests._scale_helpers import KillAt, assert_same_file, make_folder, shard_state, wait_for_actors_to_exit
+from tests._scale_helpers import (
+    KillAt,
+    assert_same_file,
+    make_folder,
+    shard_state,
+    wait_for_actors_to_exit,
+)
 from tests._transfer_helpers import tiny_model
 
 ray = pytest.importorskip("ray")
