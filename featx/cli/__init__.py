@@ -81,7 +81,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_con
 
 @click.group(cls=FeatxGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", "-V", prog_name="featx")
-def cli():
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's C++ start-up and log lines (hidden by default).")
+def cli(verbose):
     """featx: transfer learning and feature extraction on image datasets.
 
     \b
@@ -89,11 +90,17 @@ def cli():
     From scratch:      featx build -> featx train -> featx evaluate
     Compare:           featx report     Try it all:  featx demo
     """
+    if verbose:
+        from featx import tf_logging
+
+        tf_logging.verbose()
 
 
 def main(argv=None):
     """Console-script entry point."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter quiet
+    from featx import tf_logging
+
+    tf_logging.quiet()  # TensorFlow's C++ start-up lines off stderr (featx --verbose shows them)
     return cli.main(args=argv, prog_name="featx")
 
 
