@@ -1,0 +1,167 @@
+"""Property-based fuzzing (hypothesis): hostile bytes through the decoder, hostile CSV rows through discovery.
+
+* Image bytes: real JPEG / PNG / WebP / BMP / TIFF files made here, then truncated, bit-flipped,
+  spliced with random headers, or replaced by random bytes. :func:`featx.data.decode.load_image`
+  must either return a ``(16, 16, 3)`` uint8 image or raise :class:`ImageDecodeError` with a listed
+  reason: nothing else (the worker's catch-all in ``decode_task`` is not what is tested here).
+* CSV rows: random cells (commas, quotes, newlines, NUL, Unicode, absolute and ``..`` paths)
+  through :func:`featx.data.discover.discover`: a :class:`Discovery` or a one-line
+  :class:`FeatxError`, never another exception.
+
+The CI run is short and derandomized (``FEATX_FUZZ_EXAMPLES``, default 300 per property); for a
+long run: ``FEATX_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from featx.data.decode import ImageDecodeError, load_image
+from featx.data.discover import Discovery, discover
+from featx.errors import FeatxError
+
+EXAMPLES = int(os.environ.get("FEATX_FUZZ_EXAMPLES", "300"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+#: The reasons a skipped image may give (the start of ``str(ImageDecodeError)``).
+LISTED = ("empty file", "cannot read file", "not an image", "undecodable image", "image too large")
+
+
+def _encode(fmt: str, **kw) -> bytes:
+    rng = np.random.default_rng(len(fmt))
+    arr = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    img = Image.fromarray(arr)
+    if fmt == "PNG-P":
+        img, fmt = img.convert("P"), "PNG"
+    if fmt == "PNG-LA":
+        img, fmt = img.convert("LA"), "PNG"
+    if fmt == "PNG-16":
+        img, fmt = Image.fromarray(arr[..., 0].astype(np.uint16) * 257), "PNG"
+    if fmt == "JPEG-CMYK":
+        img, fmt = img.convert("CMYK"), "JPEG"
+    if fmt == "JPEG-EXIF":
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotated: exif_transpose runs on whatever the mutation leaves of it
+        kw["exif"], fmt = exif, "JPEG"
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+SEEDS = {
+    "jpg": _encode("JPEG", quality=80),
+    "progressive.jpg": _encode("JPEG", quality=70, progressive=True),
+    "png": _encode("PNG"),
+    "palette.png": _encode("PNG-P"),
+    "gray-alpha.png": _encode("PNG-LA"),
+    "webp": _encode("WEBP", quality=80),
+    "lossless.webp": _encode("WEBP", lossless=True),
+    "16bit.png": _encode("PNG-16"),
+    "cmyk.jpg": _encode("JPEG-CMYK"),
+    "exif.jpg": _encode("JPEG-EXIF"),
+    "bmp": _encode("BMP"),
+    "tif": _encode("TIFF"),
+    "lzw.tif": _encode("TIFF", compression="tiff_lzw"),
+}
+MAGIC = [b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"BM", b"II*\x00", b"MM\x00*",
+         b"GIF89a", b"\x00\x00\x00\x0cjP  "]
+
+
+@st.composite
+def mutated(draw) -> tuple[str, bytes]:
+    name = draw(st.sampled_from(sorted(SEEDS)))
+    data = bytearray(SEEDS[name])
+    how = draw(st.sampled_from(["truncate", "flip", "splice", "header", "random"]))
+    if how == "truncate":
+        data = data[: draw(st.integers(0, len(data)))]
+    elif how == "flip":
+        for pos in draw(st.lists(st.integers(0, len(data) - 1), min_size=1, max_size=12)):
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+    elif how == "splice":  # overwrite a run of bytes (sizes, chunk lengths, tables) with random ones
+        start = draw(st.integers(0, len(data) - 1))
+        junk = draw(st.binary(min_size=1, max_size=16))
+        data[start : start + len(junk)] = junk
+    elif how == "header":
+        data = bytearray(draw(st.sampled_from(MAGIC)) + draw(st.binary(max_size=300)))
+    else:
+        data = bytearray(draw(st.binary(max_size=400)))
+    return f"{how}.{name.rsplit('.', 1)[-1]}", bytes(data)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def test_seed_files_decode(fuzz_dir):
+    for name, data in SEEDS.items():
+        p = fuzz_dir / f"seed.{name}"
+        p.write_bytes(data)
+        img = load_image(p, 16)
+        assert img.shape == (16, 16, 3) and img.dtype == np.uint8, name
+
+
+@FUZZ
+@given(case=mutated(), resize=st.sampled_from(["aspect", "plain"]))
+def test_mutated_image_bytes_decode_or_give_a_listed_skip(fuzz_dir, case, resize):
+    name, data = case
+    p = fuzz_dir / f"case.{name}"
+    p.write_bytes(data)
+    try:
+        img = load_image(p, 16, resize, max_pixels=1_000_000)
+    except ImageDecodeError as e:
+        assert str(e).startswith(LISTED), str(e)
+        return
+    assert img.shape == (16, 16, 3) and img.dtype == np.uint8
+
+
+CELL = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["a.png", "b/c.jpg", "../up.png", "/abs/x.png", "", " ", "path", "label", "x\x00y.png",
+                     "dir/", ".", "..", "a,b.png", 'q"uote.png', "ünï.png", "cat"]),
+)
+
+
+@pytest.fixture(scope="module")
+def csv_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("csvfuzz")
+    img = _encode("PNG")
+    for rel in ("a.png", "b/c.jpg", "ünï.png", "a,b.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(img)
+    return root
+
+
+@FUZZ
+@given(rows=st.lists(st.lists(CELL, max_size=4), max_size=8), raw=st.booleans(), junk=st.binary(max_size=40))
+def test_random_csv_rows_never_crash_discovery(csv_root, rows, raw, junk):
+    p = csv_root / "labels.csv"
+    if raw:  # not even valid CSV: cells joined by hand, random bytes appended
+        p.write_bytes("\n".join(",".join(r) for r in rows).encode("utf-8", "surrogatepass") + junk)
+    else:
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        p.write_text(buf.getvalue(), encoding="utf-8", errors="surrogatepass")
+    try:
+        d = discover(p)
+    except FeatxError as e:
+        assert "\n" not in str(e).strip() or "expected 'path,label'" in str(e)
+        return
+    assert isinstance(d, Discovery)
+    assert len(d.paths) == len(d.label_strings)
+    for rel in d.paths:
+        assert (d.root / rel).is_file()
