@@ -42,10 +42,10 @@ def predict_images(
     """
     from featx.accel import resolve_accel
     from featx.backbones.backbone import backbone_from_settings
-    from featx.extract.mapper import FeatureMapper
-    from featx.extract.reader import image_dataset
     from featx.classify import full_proba, load_classifier
     from featx.data.discover import list_image_files
+    from featx.extract.mapper import FeatureMapper
+    from featx.extract.reader import image_dataset
 
     estimator, manifest = load_classifier(classifier)
     settings = manifest.get("backbone")

@@ -162,3 +162,14 @@ def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path, monkeypatch):
     assert drafts == [(64, 64)] and arr.shape == (192, 256, 3)  # 1/8 scale, never the full 3 M pixels
     out = load_image(big, 64)
     assert out.shape == (64, 64, 3) and abs(int(out[..., 0].mean()) - 200) < 3
+
+
+def test_only_image_formats_are_opened(tmp_path):
+    """A PostScript file named .jpg is not handed to Pillow's EPS plugin (which runs Ghostscript)."""
+    eps = tmp_path / "photo.jpg"
+    eps.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\nshowpage\n")
+    with pytest.raises(ImageDecodeError, match="not an image"):
+        read_rgb(eps)
+    gif = tmp_path / "anim.png"  # GIF data behind a .png name: still an image
+    Image.new("RGB", (20, 20), (0, 0, 255)).save(gif, format="GIF")
+    assert read_rgb(gif).shape == (20, 20, 3)

@@ -22,6 +22,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 RESIZE_MODES = ("aspect", "plain")
+#: Pillow formats featx opens (whatever the extension says): the formats of IMAGE_EXTENSIONS, plus
+#: GIF (multi-picture JPEGs open as MPO through the JPEG plugin). Others (EPS runs Ghostscript, PSD, ICO, ...) are refused.
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "WEBP", "TIFF", "GIF")
 
 #: Default pixel budget per image (width x height from the header): Pillow's own bomb threshold.
 DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
@@ -102,7 +105,7 @@ def read_rgb(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Possibly corrupt EXIF data": we check below
-            with Image.open(path) as img:  # reads the header only
+            with Image.open(path, formats=PIL_FORMATS) as img:  # reads the header only
                 check_pixels(*img.size, max_pixels)
                 if min_side and img.format == "JPEG":
                     img.draft("RGB", (min_side, min_side))
