@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from featx.data.decode import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from featx.constants import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 
 def overwrite_option(f):

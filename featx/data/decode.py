@@ -20,14 +20,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from featx.constants import DEFAULT_MAX_PIXELS, RESIZE_MODES  # noqa: F401 - defined there for the CLI
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-RESIZE_MODES = ("aspect", "plain")
 #: Pillow formats featx opens (whatever the extension says): the formats of IMAGE_EXTENSIONS, plus
 #: GIF (multi-picture JPEGs open as MPO through the JPEG plugin). Others (EPS runs Ghostscript, PSD, ICO, ...) are refused.
 PIL_FORMATS = ("JPEG", "PNG", "BMP", "DIB", "WEBP", "TIFF", "GIF")
-
-#: Default pixel budget per image (width x height from the header): Pillow's own bomb threshold.
-DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
 def check_resize(resize: str) -> None:

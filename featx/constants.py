@@ -1,0 +1,15 @@
+"""Library constants that the CLI also shows as choices and defaults.
+
+Importable without numpy, OpenCV or TensorFlow, so every ``--help`` starts fast; the modules that
+use them (``featx.data.decode``...) import them from here.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+#: ``--resize``: ``aspect`` (shorter side to size, then center crop) or ``plain`` (stretch).
+RESIZE_MODES = ("aspect", "plain")
+
+#: Default pixel budget per image (width x height from the header): Pillow's own bomb threshold.
+DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
