@@ -23,6 +23,7 @@ from pathlib import Path
 
 import h5py
 
+from featx.backbones.registry import DEFAULT_BACKBONE
 from featx.errors import OutputExistsError
 from featx.extract import shards as shardlib
 from featx.extract.config import ExtractConfig
@@ -86,7 +87,7 @@ def extract(
     src: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    backbone: str = "resnet50",
+    backbone: str = DEFAULT_BACKBONE,
     weights="imagenet",
     image_size: int | None = None,
     batch_size: int = 32,

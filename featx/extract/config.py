@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from featx.backbones.registry import DEFAULT_BACKBONE
 from featx.errors import FeatxError
 
 ENGINES = ("local", "ray")
@@ -21,7 +22,7 @@ class ExtractConfig:
     (:func:`featx.accel.resolve_accel`); ``workers`` (Ray engine) defaults to one per GPU, or 1 on
     a CPU; ``shard_rows`` defaults to a few minutes of work per shard (sharded runs only)."""
 
-    backbone: str = "resnet50"
+    backbone: str = DEFAULT_BACKBONE
     weights: str | None = "imagenet"
     image_size: int | None = None
     batch_size: int = 32
