@@ -87,7 +87,8 @@ def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, work
     splits = plan_splits(d, val=val, test=test, seed=seed)
     if not len(splits["train"]):
         raise FeatxError(f"no training images in {d.root}")
-    check_not_input(out_dir, d.root)
+    if d.layout != "csv":  # a folder source is rescanned on rerun: outputs inside it would change it
+        check_not_input(out_dir, d.root)
     check_writable(out_dir, folder=True)
     for name in ("mean.json", "build.json"):
         check_overwritable(out_dir / name)  # rewritten by every build: only featx's own
