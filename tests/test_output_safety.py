@@ -207,6 +207,11 @@ def test_output_equal_to_input_refused_and_source_intact(class_folder, tmp_path,
     t_before = _sha(test)
     _one_line_error(_run("fit", feats, "--test", test, "-o", test, "--overwrite", *FIT), "is the input")
     assert _sha(test) == t_before
+    clf = tmp_path / "clf.pkl"
+    assert _run("fit", feats, "-o", clf, *FIT).exit_code == 0
+    c_before = _sha(clf)
+    _one_line_error(_run("predict", clf, class_folder, "--csv", clf), "is the input")
+    assert _sha(clf) == c_before
     assert _sha(feats) == f_before
     _one_line_error(_run("build", class_folder, "-o", class_folder, "--size", 16), "is the input")
     # train --overwrite would clear the run folder's mean.json: an input there is refused

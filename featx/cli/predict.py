@@ -23,6 +23,12 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     """
     from featx.predict import predict_images, write_csv
 
+    if csv_path:  # before the backbone is built: never over an input, and somewhere writable
+        from featx.classify import side_paths
+        from featx.outputs import check_not_input, check_writable
+
+        check_not_input(csv_path, classifier, *side_paths(classifier), *inputs)
+        check_writable(csv_path)
     rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
     k = max(1, min(top_k, len(manifest["label_names"])))
     width = min(60, max([len(r.path) for r in rows] + [4]))
