@@ -32,6 +32,8 @@ import numpy as np
 from featx import __version__
 from featx.errors import FeatxError, OutputExistsError
 from featx.manifest import (  # noqa: F401 - public names
+    DEFAULT_FORMAT,
+    FORMATS,
     SKOPS_TRUSTED,
     check_feature_settings,
     load_verified,
@@ -39,11 +41,17 @@ from featx.manifest import (  # noqa: F401 - public names
     side_paths,
     stamp,
 )
-from featx.scaling import SCALERS
-from featx.tuning import DEFAULT_GRID, DEFAULT_MAX_ITER, DEFAULT_TOL, make_pipeline  # noqa: F401 - public names
+from featx.search import SCALERS
+from featx.tuning import (  # noqa: F401 - public names
+    DEFAULT_BACKEND,
+    DEFAULT_CV,
+    DEFAULT_GRID,
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+    make_pipeline,
+)
 from featx.utils import atomic_write_bytes, atomic_write_json
 
-FORMATS = ("pickle", "skops")
 MANIFEST_SCHEMA = "featx.classifier/1"
 
 
@@ -94,6 +102,29 @@ def full_proba(estimator, X: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
+def _split_rows(X, y, test_size, seed: int, consume: bool):
+    """Stratified ``(X_train, X_test, y_train, y_test)``; with ``consume`` the training rows are
+    compacted into the front of ``X`` in place (only the test rows are copied)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        i_train, i_test = train_test_split(
+            np.arange(len(y)), test_size=test_size if test_size < 1 else int(test_size), stratify=y, random_state=seed
+        )
+    except ValueError as e:
+        raise FeatxError(f"cannot make a stratified --test-size split ({e}): use more rows or --test FILE") from None
+    i_train.sort()
+    i_test.sort()
+    X_test = X[i_test]
+    if not consume:
+        return X[i_train], X_test, y[i_train], y[i_test]
+    # row i_train[k] >= k moves to k; chunks in ascending order never overwrite a row still to be read
+    step = 4096
+    for a in range(0, len(i_train), step):
+        X[a : a + step] = X[i_train[a : a + step]]
+    return X[: len(i_train)], X_test, y[i_train], y[i_test]
+
+
 def fit_classifier(
     X,
     y,
@@ -104,24 +135,26 @@ def fit_classifier(
     test_size: float = 0.25,
     seed: int = 42,
     grid=None,
-    cv: int = 3,
+    cv: int = DEFAULT_CV,
     jobs: int | None = -1,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
     scalers=SCALERS,
-    refine: bool | None = None,
+    backend: str = DEFAULT_BACKEND,
+    address: str | None = None,
+    copy: bool = True,
 ) -> FitResult:
-    """Tune ``C`` and the scaler by ``cv``-fold ``GridSearchCV``; score the refit best model on a held-out set.
+    """Tune ``C`` and the scaler by ``cv``-fold cross-validation along a warm-started ``C`` path
+    (:func:`featx.tuning.search`); score the refit best model on a held-out set.
 
     ``scalers`` lists the candidates (``"standard"``, ``"global"``); cross-validation picks one.
-    ``grid`` defaults to the decades 1e-4..1e2, refined to half decades around the best ``C``
-    (``refine``; see :func:`featx.tuning.search`).
+    ``grid`` defaults to :data:`featx.search.DEFAULT_GRID` (decades and half decades 1e-4..1e2).
+    ``backend`` / ``address``: where the folds run (:mod:`featx.distributed`).
+    ``copy=False`` lets the fit reuse ``X``'s memory (it is overwritten): no copy of the features.
 
     The held-out set is ``(X_test, y_test)`` when given, else a stratified ``test_size`` split
     (fraction or count) of ``(X, y)`` drawn with ``seed``.
     """
-    from sklearn.model_selection import train_test_split
-
     from featx.metrics import score
     from featx.tuning import search
 
@@ -131,28 +164,25 @@ def fit_classifier(
     if (y < 0).any() or (y >= n_classes).any():
         raise FeatxError(f"labels must index the {n_classes} label names; got values {y.min()}..{y.max()}")
     if grid is not None and (not len(grid) or any(float(c) <= 0 for c in grid)):
-        raise FeatxError(f"--grid needs positive C values. Received: {grid}")
+        raise FeatxError(f"grid needs positive C values. Received: grid={grid}")
     if cv < 2:
-        raise FeatxError(f"--cv must be at least 2. Received: {cv}")
+        raise FeatxError(f"cv must be at least 2. Received: cv={cv}")
     scalers = [str(x) for x in ([scalers] if isinstance(scalers, str) else scalers)]
     if not scalers or any(x not in SCALERS for x in scalers):
-        raise FeatxError(f"--scaler must be among {', '.join(SCALERS)}. Received: {scalers}")
+        raise FeatxError(f"scalers must be among {', '.join(SCALERS)}. Received: scalers={scalers}")
 
     if X_test is None:
         if not (0 < test_size < 1 or (test_size >= 1 and float(test_size).is_integer())):
-            raise FeatxError(f"--test-size must be a fraction in (0, 1) or a whole count. Received: {test_size}")
-        try:
-            X_train, X_test, y_train, y_test = train_test_split(
-                X, y, test_size=test_size if test_size < 1 else int(test_size), stratify=y, random_state=seed
-            )
-        except ValueError as e:
-            raise FeatxError(f"cannot make a stratified --test-size split ({e}): use more rows or --test FILE") from None
+            raise FeatxError(f"test_size must be a fraction in (0, 1) or a whole count. Received: test_size={test_size}")
+        X_train, X_test, y_train, y_test = _split_rows(X, y, test_size, seed, consume=not copy)
+        owned = True  # X_train is a fresh array or X's own memory given up by the caller
         split = "stratified split"
     else:
         X_train, y_train = X, y
         X_test, y_test = _check_xy(X_test, y_test, "test features")
         if X_test.shape[1] != X.shape[1]:
             raise FeatxError(f"test features have {X_test.shape[1]} columns, training features {X.shape[1]}")
+        owned = not copy
         split = "test file"
 
     counts = np.bincount(y_train, minlength=n_classes)
@@ -161,13 +191,13 @@ def fit_classifier(
         raise FeatxError(f"need at least 2 classes to fit a classifier; the training rows hold {len(present)}")
     if present.min() < cv:
         raise FeatxError(
-            f"--cv {cv} needs at least {cv} training rows per class; the smallest class has {present.min()}: "
-            "use a smaller --cv or more data"
+            f"cv={cv} needs at least {cv} training rows per class; the smallest class has {present.min()}: "
+            "use fewer folds or more data"
         )
 
     found = search(
-        X_train, y_train, scalers=scalers, grid=grid, refine=refine, cv=cv, jobs=jobs, tol=tol,
-        max_iter=max_iter, seed=seed,
+        X_train, y_train, scalers=scalers, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter, seed=seed,
+        backend=backend, address=address, copy=not owned,
     )
     best = found.estimator
     t1 = time.perf_counter()
@@ -176,9 +206,10 @@ def fit_classifier(
     scores = score(y_test, proba, label_names)
     config = {
         "grid": found.grid,
-        "refined": found.refined,
+        "search": found.method,
         "cv": cv,
         "jobs": jobs,
+        "backend": backend,
         "seed": seed,
         "test": split,
         "test_size": test_size if split == "stratified split" else None,
@@ -388,7 +419,13 @@ def fit_features(
         return _fit_features(features, out, test=test, format=format, overwrite=overwrite, **fit_kwargs)
 
 
-def _fit_features(features, out: Path, *, test, format, overwrite, **fit_kwargs) -> tuple[FitResult, dict[str, Path]]:
+def _fit_features(features, out: Path, *, test, format, overwrite, solver: str = "lbfgs",
+                  slab_rows: int | None = None, epochs: int | None = None, **fit_kwargs) -> tuple[FitResult, dict[str, Path]]:
+    if solver == "sgd":
+        return _fit_features_sgd(features, out, test=test, format=format, overwrite=overwrite,
+                                 slab_rows=slab_rows, epochs=epochs, **fit_kwargs)
+    if solver != "lbfgs":
+        raise FeatxError(f"solver must be lbfgs or sgd. Received: solver={solver!r}")
     X, y, names, backbone = load_features(features)
     X_test = y_test = None
     if test is not None:
@@ -401,7 +438,32 @@ def _fit_features(features, out: Path, *, test, format, overwrite, **fit_kwargs)
                 f"{features} with {(backbone or {}).get('name')} ({X.shape[1]}-d): use the same backbone"
             )
         check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
-    result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, **fit_kwargs)
+    # X was read for this fit alone: the search may scale and split it in place (no copy)
+    result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, copy=False, **fit_kwargs)
+    data = {"train": str(Path(features).resolve())}
+    if test is not None:
+        data["test"] = str(Path(test).resolve())
+    paths = export_classifier(result, out, format=format, backbone=backbone, data=data, overwrite=overwrite)
+    return result, paths
+
+
+def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, **fit_kwargs):
+    """``--solver sgd``: the features file is streamed in slabs (:mod:`featx.sgd`), never loaded."""
+    from featx.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS, fit_sgd
+    from featx.store import feature_settings, open_store
+
+    with open_store(features, kind="features") as r:
+        names, backbone, dim = list(r.label_names), feature_settings(r.attrs) or None, r.row_shape
+    if test is not None:
+        with open_store(test, kind="features") as r:
+            test_names, test_backbone, test_dim = list(r.label_names), feature_settings(r.attrs) or None, r.row_shape
+        if test_names != names:
+            raise FeatxError(f"{test} has label names {test_names}, {features} has {names}: extract both from one dataset")
+        if test_dim != dim:
+            raise FeatxError(f"{test} has {test_dim} features per row, {features} {dim}: use the same backbone")
+        check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
+    keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers") if k in fit_kwargs}
+    result = fit_sgd(features, test=test, slab_rows=slab_rows or DEFAULT_SLAB_ROWS, epochs=epochs or DEFAULT_EPOCHS, **keep)
     data = {"train": str(Path(features).resolve())}
     if test is not None:
         data["test"] = str(Path(test).resolve())

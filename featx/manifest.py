@@ -28,6 +28,9 @@ from pathlib import Path
 
 from featx.errors import FeatxError
 
+#: Classifier file formats (``featx fit --format``) and the default.
+FORMATS = ("pickle", "skops")
+DEFAULT_FORMAT = "pickle"
 #: featx's own estimator types that a skops file may hold (plain data, no code runs on load).
 SKOPS_TRUSTED = ("featx.scaling.GlobalScaler",)
 #: Feature settings that must agree between a classifier and the features or images it scores.

@@ -15,7 +15,10 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-SCALERS = ("standard", "global")
+from featx.search import SCALERS  # noqa: F401 - public name
+
+#: Rows per chunk when scaling in place (bounded temporary memory).
+CHUNK_ROWS = 8192
 
 
 class GlobalScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -35,6 +38,49 @@ class GlobalScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "scale_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         return ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
+
+
+def fit_standard(X, chunk_rows: int = CHUNK_ROWS) -> StandardScaler:
+    """``StandardScaler`` fitted chunk by chunk (``partial_fit``): no full-size temporary of ``X``."""
+    sc = StandardScaler()
+    for a in range(0, len(X), chunk_rows):
+        sc.partial_fit(X[a : a + chunk_rows])
+    return sc
+
+
+def global_from_standard(sc: StandardScaler) -> GlobalScaler:
+    """The :class:`GlobalScaler` with the same statistics as a fitted ``StandardScaler``."""
+    g = GlobalScaler()
+    g.mean_ = sc.mean_.copy()
+    var = float(np.mean(sc.var_))
+    g.scale_ = float(np.sqrt(var)) if var > 0 else 1.0
+    g.n_features_in_ = sc.n_features_in_
+    return g
+
+
+def column_scale(scaler) -> np.ndarray:
+    """Per-feature divisor of a fitted scaler (``StandardScaler.scale_`` or the global one repeated)."""
+    s = np.asarray(scaler.scale_, dtype=np.float64)
+    return np.full(scaler.n_features_in_, float(s)) if s.ndim == 0 else s
+
+
+def transform_inplace(X: np.ndarray, scaler, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """``X`` replaced by ``scaler.transform(X)`` chunk by chunk, in its own dtype (no copy of ``X``)."""
+    mean = np.asarray(scaler.mean_, dtype=X.dtype)
+    inv = (1.0 / column_scale(scaler)).astype(X.dtype)
+    for a in range(0, len(X), chunk_rows):
+        blk = X[a : a + chunk_rows]
+        blk -= mean
+        blk *= inv
+    return X
+
+
+def rescale_inplace(Z: np.ndarray, src, dst, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """``Z`` = ``src.transform(X)`` becomes ``dst.transform(X)`` in place (both centre on the same mean)."""
+    factor = (column_scale(src) / column_scale(dst)).astype(Z.dtype)
+    for a in range(0, len(Z), chunk_rows):
+        Z[a : a + chunk_rows] *= factor
+    return Z
 
 
 def make_scaler(name: str):

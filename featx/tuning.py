@@ -1,17 +1,18 @@
-"""The hyper-parameter search behind ``featx fit``: scaler + logistic regression, tuned by GridSearchCV.
+"""The hyper-parameter search behind ``featx fit``: the scaler and ``C`` of a logistic regression.
 
 * The model: ``Pipeline([("scale", StandardScaler | GlobalScaler), ("lr", LogisticRegression)])``
-  with the lbfgs solver: on scaled features it converges in tens of iterations (multinomial for
-  more than two classes). ``newton-cholesky`` and ``newton-cg`` were measured slower at 784-2048
-  features (``scripts/bench_fit.py``).
-* The search, coarse to fine: ``GridSearchCV`` over every decade of ``C`` from 1e-4 to 1e2 and
-  both scalers, then a second ``GridSearchCV`` over the half decades either side of the best
-  ``C`` (the best often lies between two decades). Both use the same seeded folds, so scores are
-  comparable; ties go to the smaller ``C``; the winner is refit on all training rows. A user
-  ``grid`` is searched as given.
-* Speed: folds run in parallel (joblib); each fit gets ``cores / parallel fits`` BLAS threads --
-  lbfgs' skinny matrix products gain little from threads and lose a lot when threads compete;
-  long fits (large ``C``) are dispatched first so the parallel workers finish together.
+  with the lbfgs solver (multinomial for more than two classes).
+* The scaler statistics are computed once on the training rows (chunk by chunk) and the features
+  are scaled **in place**, in float32: switching between the two scalers is a per-column factor,
+  also in place. (The statistics include the rows of every validation fold: an unsupervised mean
+  and variance, which shifts the CV scores negligibly and saves a copy of the features per fold.)
+* For each candidate scaler, :func:`featx.search.cv_path` walks the ``C`` grid in every fold with
+  warm starts (each fit starts from the previous ``C``'s solution); the best mean CV accuracy wins,
+  ties to the smaller ``C``, then to the scaler listed first; the winner is refit on all training
+  rows, warm-started from the mean fold solution.
+* Speed: folds run in parallel under a joblib backend (:mod:`featx.distributed`); each parallel fit
+  gets ``cores / parallel fits`` BLAS threads -- lbfgs' skinny matrix products gain little from
+  threads and lose a lot when threads compete.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 
 import numpy as np
 
 from featx.scaling import SCALERS
-
-#: Decades of C searched first (1e-4 ... 1e2).
-DEFAULT_GRID = tuple(float(c) for c in np.logspace(-4, 2, 7))
-#: lbfgs stopping tolerance: 1e-3 scores within 0.3% of 1e-4 in half the time (bench_fit); fits converge.
-DEFAULT_TOL = 1e-3
-DEFAULT_MAX_ITER = 1000
+from featx.search import (  # noqa: F401 - public names
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_CV,
+    DEFAULT_GRID,
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+)
 
 
 @dataclasses.dataclass
@@ -37,28 +39,23 @@ class SearchResult:
     estimator: object  # the best pipeline, refit on all training rows
     best_params: dict  # {"C": float, "scaler": "standard" | "global"}
     cv_score: float
-    cv_results: list[dict]  # one row per (scaler, C) tried: mean/std score, mean fit seconds
+    cv_results: list[dict]  # one row per (scaler, C) tried: mean/std score, mean fit seconds, iterations
     seconds: float
     grid: list[float]
-    refined: list[float]
     notes: list[str]
+    method: str = "warm-started C path per fold"
 
 
 def make_pipeline(
     C: float = 1.0, *, scaler: str = "standard", tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42
 ):
     """A scaler + ``LogisticRegression(solver="lbfgs")`` pipeline."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
     from featx.scaling import make_scaler
+    from featx.search import make_lr
 
-    return Pipeline(
-        [
-            ("scale", make_scaler(scaler)),
-            ("lr", LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, random_state=seed)),
-        ]
-    )
+    return Pipeline([("scale", make_scaler(scaler)), ("lr", make_lr(C, tol=tol, max_iter=max_iter, seed=seed))])
 
 
 def blas_threads(jobs: int | None) -> int:
@@ -69,23 +66,6 @@ def blas_threads(jobs: int | None) -> int:
     from joblib import cpu_count, effective_n_jobs
 
     return max(1, cpu_count() // max(1, effective_n_jobs(jobs)))
-
-
-def half_decades(c: float, lo: float, hi: float, tried) -> list[float]:
-    """``c / sqrt(10)`` and ``c * sqrt(10)`` inside ``[lo, hi]`` and not tried yet."""
-    out = []
-    for v in (c / math.sqrt(10), c * math.sqrt(10)):
-        if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) and not any(math.isclose(v, t, rel_tol=1e-6) for t in tried):
-            out.append(float(v))
-    return out
-
-
-def pick_best(results: list[dict], scalers) -> dict:
-    """The best mean CV score; ties go to the smaller C (stronger regularization), then scaler order."""
-    order = {name: i for i, name in enumerate(scalers)}
-    top = max(r["mean_score"] for r in results)
-    tied = [r for r in results if math.isclose(r["mean_score"], top, rel_tol=0, abs_tol=1e-12)]
-    return min(tied, key=lambda r: (r["C"], order.get(r["scaler"], 99)))
 
 
 def _edge_note(results: list[dict], best: dict, grid: list[float]) -> str | None:
@@ -107,60 +87,65 @@ def search(
     *,
     scalers=SCALERS,
     grid=None,
-    refine: bool | None = None,
-    cv: int = 3,
+    cv: int = DEFAULT_CV,
     jobs: int | None = -1,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
     seed: int = 42,
+    backend: str = DEFAULT_BACKEND,
+    address: str | None = None,
+    copy: bool = True,
 ) -> SearchResult:
     """Find the best scaler and ``C`` by cross-validation; refit it on all of ``(X, y)``.
 
-    ``refine`` (default: on with the default grid) adds a second pass over the half decades
-    around the best ``C``.
+    ``copy=False`` scales ``X`` in place (the caller gives it up: ``featx fit`` does, after reading
+    the file); the default works on one float32 copy.
     """
-    from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
     from threadpoolctl import threadpool_limits
 
-    from featx.scaling import make_scaler, scaler_name
+    from featx.distributed import joblib_backend
+    from featx.scaling import fit_standard, global_from_standard, rescale_inplace, transform_inplace
+    from featx.search import cv_path, refit
 
-    refine = grid is None if refine is None else bool(refine)
-    grid = [float(c) for c in (DEFAULT_GRID if grid is None else grid)]
-    folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
-    pipe = make_pipeline(tol=tol, max_iter=max_iter, seed=seed)
-    prototypes = {name: make_scaler(name) for name in scalers}
-
-    def run(names: list[str], cs: list[float]) -> list[dict]:
-        # large C first: the slowest fits start first and the parallel workers finish together
-        gs = GridSearchCV(pipe, {"scale": [prototypes[n] for n in names], "lr__C": sorted(cs, reverse=True)},
-                          cv=folds, n_jobs=jobs, refit=False, error_score="raise")
-        res = gs.fit(X, y).cv_results_
-        return [
-            {"scaler": scaler_name(sc), "C": float(c), "mean_score": float(m), "std_score": float(sd),
-             "mean_fit_seconds": float(t)}
-            for sc, c, m, sd, t in zip(res["param_scale"], res["param_lr__C"], res["mean_test_score"],
-                                       res["std_test_score"], res["mean_fit_time"])
-        ]
-
-    refined: list[float] = []
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(blas_threads(jobs), user_api="blas"):
-        warnings.simplefilter("always", ConvergenceWarning)
-        t0 = time.perf_counter()
-        results = run(list(scalers), grid)
-        best = pick_best(results, scalers)
-        if refine:
-            refined = half_decades(best["C"], min(grid), max(grid), grid)
-            if refined:
-                results += run([best["scaler"]], refined)
-                best = pick_best(results, scalers)
-        estimator = clone(pipe).set_params(scale=clone(prototypes[best["scaler"]]), lr__C=best["C"]).fit(X, y)
-        seconds = time.perf_counter() - t0
+    grid = sorted(float(c) for c in (DEFAULT_GRID if grid is None else grid))
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    elif copy:
+        X = X.copy()
+    y = np.asarray(y)
+    t0 = time.perf_counter()
+    standard = fit_standard(X)
+    fitted = {"standard": standard, "global": global_from_standard(standard)}
+    Z = transform_inplace(X, standard)
+    current = "standard"
+    paths = {}
+    with threadpool_limits(blas_threads(jobs), user_api="blas"), joblib_backend(backend, address=address, jobs=jobs):
+        for name in scalers:
+            if name != current:
+                rescale_inplace(Z, fitted[current], fitted[name])
+                current = name
+            paths[name] = cv_path(Z, y, grid, cv=cv, seed=seed, jobs=jobs, tol=tol, max_iter=max_iter)
+    results = [
+        {"scaler": name, "C": c, "mean_score": float(p.mean_scores[i]), "std_score": float(p.std_scores[i]),
+         "mean_fit_seconds": float(p.fit_seconds[i]), "max_iter_used": int(p.n_iter[:, i].max())}
+        for name, p in paths.items() for i, c in enumerate(p.Cs)
+    ]
+    order = {name: k for k, name in enumerate(scalers)}
+    top = max(r["mean_score"] for r in results)
+    best = min((r for r in results if math.isclose(r["mean_score"], top, rel_tol=0, abs_tol=1e-12)),
+               key=lambda r: (r["C"], order[r["scaler"]]))
+    if best["scaler"] != current:
+        rescale_inplace(Z, fitted[current], fitted[best["scaler"]])
+    with threadpool_limits(None if jobs in (None, -1) else max(1, int(jobs)), user_api="blas"):
+        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed)
+    estimator = Pipeline([("scale", fitted[best["scaler"]]), ("lr", lr)])
+    seconds = time.perf_counter() - t0
     notes = []
-    n_conv = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-    if n_conv:
-        notes.append(f"lbfgs hit max_iter={max_iter} in {n_conv} fit(s); raise --max-iter")
+    slow = [name for name, p in paths.items() if not p.converged]
+    if slow:
+        notes.append(f"lbfgs hit max_iter={max_iter} along the C path ({', '.join(slow)} scaling); raise --max-iter")
     edge = _edge_note(results, best, grid)
     if edge:
         notes.append(edge)
@@ -171,6 +156,5 @@ def search(
         cv_results=sorted(results, key=lambda r: (r["scaler"], r["C"])),
         seconds=seconds,
         grid=grid,
-        refined=refined,
         notes=notes,
     )

@@ -5,6 +5,27 @@ from __future__ import annotations
 import click
 
 from featx.cli.options import overwrite_option, say, seed_option, warn
+from featx.distributed import RAY_INSTALL
+from featx.manifest import DEFAULT_FORMAT, FORMATS
+from featx.search import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_CV,
+    DEFAULT_GRID,
+    DEFAULT_MAX_ITER,
+    DEFAULT_SCALER,
+    DEFAULT_SOLVER,
+    DEFAULT_TEST_SIZE,
+    DEFAULT_TOL,
+    SCALER_CHOICES,
+    SCALERS,
+    SOLVERS,
+)
+from featx.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS
+
+
+def _grid_text() -> str:
+    return f"decades and half decades {min(DEFAULT_GRID):g} ... {max(DEFAULT_GRID):g} ({len(DEFAULT_GRID)} values)"
 
 
 def _jobs(jobs) -> str:
@@ -34,49 +55,88 @@ def _test_size(ctx, param, value):
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="Classifier file to write (e.g. clf.pkl).")
 @click.option("--test", "test", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
               help="Held-out features (e.g. feats/test.h5) [default: a stratified --test-size split].")
-@click.option("--test-size", type=float, default=0.25, callback=_test_size, help="Held-out split when no --test: fraction or count.")
+@click.option("--test-size", type=float, default=DEFAULT_TEST_SIZE, callback=_test_size,
+              help="Held-out split when no --test: fraction or count.")
 @click.option("--grid", "grid", default=None, callback=_grid, metavar="C1,C2,...",
-              help="Values of C to search [default: the decades 1e-4 ... 1e2, then the half decades around the best].")
-@click.option("--refine/--no-refine", default=None,
-              help="Second pass over the half decades around the best C [default: on with the default grid].")
-@click.option("--scaler", type=click.Choice(["auto", "standard", "global"]), default="auto",
+              help=f"Values of C to search [default: {_grid_text()}].")
+@click.option("--scaler", type=click.Choice(SCALER_CHOICES), default=DEFAULT_SCALER,
               help="Feature scaling: standard (unit variance per feature), global (one scale for all), auto (CV picks).")
-@click.option("--cv", type=click.IntRange(min=2), default=3, help="Cross-validation folds.")
+@click.option("--cv", type=click.IntRange(min=2), default=DEFAULT_CV, help="Cross-validation folds (lbfgs).")
+@click.option("--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER,
+              help="lbfgs: features in memory, CV along a warm-started C path; sgd: out of core, "
+                   "SGDClassifier(log_loss) on slabs read from the file, C chosen on held-out rows.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND,
+              help=f"Where the CV folds run (joblib backend); ray needs {RAY_INSTALL}.")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="Ray cluster to join with --backend ray [default: start a local Ray].")
 @click.option("--jobs", "-j", type=int, default=-1, help="Parallel fits (joblib n_jobs; -1: all cores).")
-@click.option("--format", "fmt", type=click.Choice(["pickle", "skops"]), default="pickle",
-              help="pickle (what users asked for; loading runs code, so featx checks its sha256) or skops (loads without running code).")
-@click.option("--max-iter", type=click.IntRange(min=10), default=1000, help="lbfgs iteration cap.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-3, help="lbfgs stopping tolerance.")
+@click.option("--slab-rows", type=click.IntRange(min=16), default=DEFAULT_SLAB_ROWS,
+              help="--solver sgd: rows per slab read from the file (memory bound).")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, help="--solver sgd: passes over the file.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT,
+              help="pickle (loading runs code, so featx checks its sha256) or skops (loads without running code).")
+@click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="lbfgs iteration cap per fit.")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="lbfgs stopping tolerance.")
 @seed_option
 @overwrite_option
-def command(features, out, test, test_size, grid, refine, scaler, cv, jobs, fmt, max_iter, tol, seed, overwrite):
-    """Tune a logistic regression on FEATURES (written by featx extract) and export it.
+def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, jobs, slab_rows, epochs, fmt,
+            max_iter, tol, seed, overwrite):
+    """Tune a logistic regression on FEATURES and export it.
 
-    A scaler + LogisticRegression (lbfgs) in a Pipeline; GridSearchCV over C (and the scaler) with
-    --cv folds run in parallel. Prints the best C, a classification report, rank-1 / rank-5 accuracy and the
-    fit time. Writes the classifier, CLF.manifest.json (sha256, label names, backbone, versions,
-    scores) and CLF.metrics.json (read by featx report).
+    FEATURES: a features file written by featx extract, or a book-style HDF5 file (datasets
+    features, labels and optional label_names). A scaler + LogisticRegression (lbfgs) in a
+    Pipeline; C (and the scaler) chosen by --cv-fold cross-validation, each fold walking the C grid
+    with warm starts; folds in parallel. --solver sgd streams the file instead (out of core).
+    Prints the best C, the CV score, a classification report, rank-1 / rank-5 accuracy and the
+    time. Writes the classifier, CLF.manifest.json and CLF.metrics.json (read by featx report).
     """
     from featx.classify import fit_features
+    from featx.errors import FeatxError
 
-    result, paths = fit_features(
-        features, out, test=test, format=fmt, overwrite=overwrite,
-        test_size=test_size, seed=seed, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter,
-        scalers=("standard", "global") if scaler == "auto" else (scaler,), refine=refine,
-    )
+    if address is not None and backend != "ray":
+        raise click.UsageError("--address needs --backend ray")
+    scalers = SCALERS if scaler == "auto" else (scaler,)
+    try:
+        result, paths = fit_features(
+            features, out, test=test, format=fmt, overwrite=overwrite, solver=solver,
+            test_size=test_size, seed=seed, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter,
+            scalers=scalers, backend=backend, address=address, slab_rows=slab_rows, epochs=epochs,
+        )
+    except FeatxError as e:  # library errors name parameters; say the flags
+        raise FeatxError(_flags(str(e))) from None
     s = result.scores
-    say(f"best params: C={result.best_params['C']:g}, scaler={result.best_params['scaler']} "
-        f"(mean {result.config['cv']}-fold CV accuracy {result.cv_score:.4f})")
+    held = "held-out rows" if result.config.get("solver") == "sgd" else f"{result.config['cv']}-fold CV"
+    say(f"best C: {result.best_params['C']:g} (scaler {result.best_params['scaler']}; "
+        f"{held} accuracy {result.cv_score:.4f})")
     say(f"held-out set: {result.n_test} rows ({result.config['test']}); trained on {result.n_train} rows x {result.feature_dim} features")
     say(s["classification_report_text"].rstrip())
     rank5 = "n/a (5 classes or fewer)" if s["rank5"] is None else f"{s['rank5']:.4f}"
     say(f"rank-1 accuracy: {s['rank1']:.4f}")
     say(f"rank-5 accuracy: {rank5}")
-    n_fits = len(result.cv_results) * result.config["cv"] + 1
-    say(f"fit time: {result.fit_seconds:.2f}s ({len(result.cv_results)} settings x {result.config['cv']} folds "
-        f"+ refit = {n_fits} fits, {_jobs(result.config['jobs'])})")
+    say(f"fit time: {result.fit_seconds:.2f}s ({_how(result)})")
     for w in result.warnings:
         warn(w)
     say(f"classifier: {paths['classifier']}")
     say(f"manifest:   {paths['manifest']}")
     say(f"metrics:    {paths['metrics']}")
+
+
+_FLAGS = {"test_size=": "--test-size ", "grid=": "--grid ", "cv=": "--cv ", "scalers=": "--scaler ",
+          "backend=": "--backend ", "address=": "--address ", "slab_rows=": "--slab-rows ", "epochs=": "--epochs "}
+
+
+def _flags(msg: str) -> str:
+    for k, v in _FLAGS.items():
+        msg = msg.replace(k, v)
+    return msg
+
+
+def _how(result) -> str:
+    c = result.config
+    n_c = len(c["grid"])
+    n_s = len(c["scalers"])
+    if c.get("solver") == "sgd":
+        return (f"sgd: {n_c} C values x {n_s} scaler(s) trained together, {c['epochs']} epoch(s) over "
+                f"{c['slabs_read']} slab reads of <= {c['slab_rows']} rows")
+    return (f"{n_s} scaler(s) x {c['cv']} folds, each fold one warm-started path over {n_c} C values, "
+            f"+ 1 refit; {_jobs(c['jobs'])}, backend {c['backend']}")

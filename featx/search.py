@@ -1,0 +1,158 @@
+"""Cross-validated search for ``C`` that reuses work: one warm-started regularization path per fold.
+
+The book refits ``LogisticRegression`` from zero for every ``C`` and every fold
+(``GridSearchCV``). Here each fold walks the grid from the smallest ``C`` (strongest
+regularization, fastest to fit) upwards with scikit-learn's own ``warm_start=True``: every fit
+starts from the previous ``C``'s solution, so later fits need a fraction of the iterations. This is
+what ``LogisticRegressionCV`` does, but ``LogisticRegressionCV`` converts the features to float64
+(a 2x copy of the matrix); this path keeps float32 (lbfgs supports it) and is scored with plain
+accuracy, as the book's search is.
+
+* Folds: ``StratifiedKFold(cv, shuffle=True, random_state=seed)``; the folds run in parallel
+  through joblib, under the backend the caller chose (``threading`` by default: no process copies
+  of the features; ``loky``; or ``ray`` via :mod:`featx.distributed`).
+* The winner: the best mean fold accuracy, ties to the smaller ``C``; refit on all training rows
+  warm-started from the mean of the fold solutions at that ``C``.
+* Deterministic: lbfgs is deterministic, BLAS runs one thread per parallel fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# The constants below are what ``featx fit``'s options offer and default to; this module imports
+# nothing heavy at the top (NumPy and scikit-learn load inside the functions), so ``--help`` is fast.
+
+#: Searched when no grid is given: decades and half decades of C from 1e-4 to 1e2.
+DEFAULT_GRID = tuple(10 ** (k / 2) for k in range(-8, 5))
+#: lbfgs stopping tolerance (measured by scripts/bench_fit.py: 1e-3 matches 1e-4 accuracy in far less time).
+DEFAULT_TOL = 1e-3
+#: lbfgs iteration cap per fit along the path.
+DEFAULT_MAX_ITER = 1000
+#: Cross-validation folds.
+DEFAULT_CV = 3
+#: Feature scalers cross-validation chooses among (:mod:`featx.scaling`).
+SCALERS = ("standard", "global")
+#: ``scaler`` choices: one scaler, or ``auto`` (cross-validation picks among :data:`SCALERS`).
+SCALER_CHOICES = ("auto", *SCALERS)
+DEFAULT_SCALER = "auto"
+#: Held-out rows when no test file is given (fraction, or a whole count).
+DEFAULT_TEST_SIZE = 0.25
+#: Solvers: ``lbfgs`` (in memory, this module) or ``sgd`` (out of core, :mod:`featx.sgd`).
+SOLVERS = ("lbfgs", "sgd")
+DEFAULT_SOLVER = "lbfgs"
+#: joblib backends the folds can run under.
+BACKENDS = ("threading", "loky", "ray")
+DEFAULT_BACKEND = "threading"
+
+
+@dataclasses.dataclass
+class PathResult:
+    """Cross-validated scores along the C path of one (already scaled) feature matrix."""
+
+    Cs: list[float]
+    fold_scores: np.ndarray  # (folds, len(Cs)) accuracy
+    mean_scores: np.ndarray  # (len(Cs),)
+    std_scores: np.ndarray
+    fit_seconds: np.ndarray  # (len(Cs),) mean seconds per fold fit
+    n_iter: np.ndarray  # (folds, len(Cs))
+    best_index: int
+    coef_init: tuple[np.ndarray, np.ndarray]  # mean fold (coef_, intercept_) at the best C
+    converged: bool
+
+    @property
+    def best_C(self) -> float:
+        return self.Cs[self.best_index]
+
+    @property
+    def best_score(self) -> float:
+        return float(self.mean_scores[self.best_index])
+
+
+def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42,
+            warm_start: bool = False):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, random_state=seed,
+                              warm_start=warm_start)
+
+
+def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int):
+    """Fit one fold along ``Cs`` (ascending) with warm starts; accuracy on the held-out rows per C.
+
+    ``X[train]`` is one float32 copy of the fold's training rows (the fit needs them contiguous).
+    """
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    Xtr, ytr = X[train], y[train]
+    Xva, yva = X[test], y[test]
+    lr = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
+    scores, coefs, iters, secs = [], [], [], []
+    converged = True
+    for C in Cs:
+        lr.set_params(C=C)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            lr.fit(Xtr, ytr)
+        converged &= not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        secs.append(time.perf_counter() - t0)
+        scores.append(float(np.mean(lr.predict(Xva) == yva)))
+        coefs.append((lr.coef_.copy(), lr.intercept_.copy()))
+        iters.append(int(np.max(lr.n_iter_)))
+    return scores, coefs, iters, secs, converged, lr.classes_
+
+
+def cv_path(X, y, Cs, *, cv: int = DEFAULT_CV, seed: int = 42, jobs: int | None = -1, tol: float = DEFAULT_TOL,
+            max_iter: int = DEFAULT_MAX_ITER) -> PathResult:
+    """Cross-validated accuracy along the ascending ``Cs`` path; folds run in parallel under joblib."""
+    import numpy as np
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import StratifiedKFold
+
+    Cs = sorted(float(c) for c in Cs)
+    folds = list(StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    out = Parallel(n_jobs=jobs)(
+        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed) for tr, te in folds
+    )
+    scores = np.array([o[0] for o in out])
+    mean = scores.mean(axis=0)
+    top = mean.max()
+    best = int(min(i for i, m in enumerate(mean) if math.isclose(m, top, rel_tol=0, abs_tol=1e-12)))
+    classes = [o[5] for o in out]
+    if all(np.array_equal(c, classes[0]) for c in classes):
+        coef = np.mean([o[1][best][0] for o in out], axis=0)
+        intercept = np.mean([o[1][best][1] for o in out], axis=0)
+    else:  # a fold missed a class: the shapes differ, refit from zero
+        coef = intercept = None
+    return PathResult(
+        Cs=Cs,
+        fold_scores=scores,
+        mean_scores=mean,
+        std_scores=scores.std(axis=0),
+        fit_seconds=np.array([o[3] for o in out]).mean(axis=0),
+        n_iter=np.array([o[2] for o in out]),
+        best_index=best,
+        coef_init=(coef, intercept),
+        converged=all(o[4] for o in out),
+    )
+
+
+def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42):
+    """The best ``C`` refit on all rows, warm-started from the mean fold solution."""
+
+    lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
+    coef, intercept = path.coef_init
+    if coef is not None:
+        lr.coef_, lr.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
+    lr.fit(X, y)
+    lr.set_params(warm_start=False)
+    return lr
