@@ -72,6 +72,8 @@ class FitResult:
     feature_dim: int
     warnings: list[str]
     config: dict
+    #: extraction costs of the features (:func:`featx.costs.fit_costs`), set by :func:`fit_features`
+    extract: dict | None = None
 
     @property
     def n_params(self) -> int:
@@ -121,7 +123,8 @@ def _split_rows(X, y, test_size, seed: int, consume: bool):
     # row i_train[k] >= k moves to k; chunks in ascending order never overwrite a row still to be read
     step = 4096
     for a in range(0, len(i_train), step):
-        X[a : a + step] = X[i_train[a : a + step]]
+        rows = i_train[a : a + step]
+        X[a : a + len(rows)] = X[rows]
     return X[: len(i_train)], X_test, y[i_train], y[i_test]
 
 
@@ -330,6 +333,7 @@ def export_classifier(
         "method": method,
         "fit_seconds": round(result.fit_seconds, 3),
         "warnings": warns,
+        "extract": result.extract,
     }
     metrics = make_metrics(
         method=method,
@@ -362,6 +366,7 @@ def export_classifier(
     )
     atomic_write_bytes(out, blob)
     atomic_write_json(manifest_path, manifest)
+    metrics["extract"] = result.extract  # end-to-end costs for featx report (featx.costs)
     write_metrics(metrics_path, metrics)
     return {"classifier": out, "manifest": manifest_path, "metrics": metrics_path}
 
@@ -440,6 +445,7 @@ def _fit_features(features, out: Path, *, test, format, overwrite, solver: str =
         check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
     # X was read for this fit alone: the search may scale and split it in place (no copy)
     result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, copy=False, **fit_kwargs)
+    result.extract = _extract_costs(features, test)
     data = {"train": str(Path(features).resolve())}
     if test is not None:
         data["test"] = str(Path(test).resolve())
@@ -464,8 +470,21 @@ def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows
         check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
     keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers") if k in fit_kwargs}
     result = fit_sgd(features, test=test, slab_rows=slab_rows or DEFAULT_SLAB_ROWS, epochs=epochs or DEFAULT_EPOCHS, **keep)
+    result.extract = _extract_costs(features, test)
     data = {"train": str(Path(features).resolve())}
     if test is not None:
         data["test"] = str(Path(test).resolve())
     paths = export_classifier(result, out, format=format, backbone=backbone, data=data, overwrite=overwrite)
     return result, paths
+
+
+def _extract_costs(features, test) -> dict:
+    """What extracting the training (and test) features cost, from their ``extract_timing`` attrs."""
+    from featx.costs import fit_costs, read_timing
+    from featx.store import open_store
+
+    def timing(path):
+        with open_store(path, kind="features") as r:
+            return read_timing(r.attrs)
+
+    return fit_costs(timing(features), timing(test) if test is not None else None)

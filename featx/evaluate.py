@@ -186,6 +186,7 @@ def _manifest_backbone(manifest: dict) -> tuple[str | None, str | None]:
 def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=None, progress=None) -> EvalResult:
     """Evaluate an exported ``featx fit`` classifier on a features file (from ``featx extract``)."""
     from featx.classify import full_proba, load_classifier
+    from featx.costs import evaluation_costs, read_timing
     from featx.manifest import check_feature_settings
     from featx.store import feature_settings, open_store
 
@@ -221,6 +222,7 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
             chunks.append(full_proba(estimator, x, len(names)))
         secs = time.perf_counter() - t0
         rows = len(reader)
+        data_timing = read_timing(reader.attrs)
     probs = np.concatenate(chunks).astype(np.float64)
     single = score(y, probs, names)
     record = make_metrics(
@@ -238,6 +240,7 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
         warnings=list(manifest.get("warnings", [])),
         config={"batch_size": batch_size, "backbone": manifest.get("backbone")},
     )
+    record["extract"] = evaluation_costs(manifest.get("extract"), data_timing)
     path = Path(out) if out else default_output(target)
     write_metrics(path, record)
     return EvalResult(record, path, single["classification_report_text"])

@@ -140,8 +140,10 @@ def cells(rec: dict) -> dict[str, str]:
             else "n/a: not recorded"
         ),
     }
-    if transfer and single.get("images_per_second") is not None:
-        out["throughput"] += " (classifier only)"
+    if transfer:  # end to end: extraction + fit, backbone + classifier, from pixels (featx.costs)
+        from featx.costs import transfer_cells
+
+        out.update(transfer_cells(rec, _seconds, lambda n: f"{int(n):,}"))
     return out
 
 

@@ -35,9 +35,9 @@ def test_fit_on_separable_features_scores_high(fitted):
     assert r.scores["rank1"] >= 0.95 and r.scores["rank5"] == 1.0
     assert (r.n_train, r.n_test, r.feature_dim) == (210, 70, 16)
     assert r.best_params["scaler"] in ("standard", "global")
-    assert r.best_params["C"] in r.config["grid"] + r.config["refined"]
-    # coarse pass: 7 decades x 2 scalers; fine pass: the half decades either side of the best C
-    assert len(r.config["grid"]) == 7 and len(r.cv_results) == 14 + len(r.config["refined"])
+    assert r.best_params["C"] in r.config["grid"]
+    # one warm-started path over 13 values of C (decades and half decades) per scaler
+    assert len(r.config["grid"]) == 13 and len(r.cv_results) == 26
     assert {c["scaler"] for c in r.cv_results} == {"standard", "global"}
     best_c = max((c for c in r.cv_results), key=lambda c: c["mean_score"])
     assert best_c["mean_score"] == pytest.approx(r.cv_score)
@@ -110,7 +110,7 @@ def test_skops_export_loads_without_pickle(tmp_path):
 
 def test_fit_input_errors_are_one_line(tmp_path):
     X, y = separable_features(n_per_class=4, classes=3)
-    with pytest.raises(FeatxError, match="--cv 5 needs at least 5 training rows per class"):
+    with pytest.raises(FeatxError, match="cv=5 needs at least 5 training rows per class"):
         fit_classifier(X, y, label_names=["a", "b", "c"], test_size=3, cv=5, jobs=1)
     with pytest.raises(FeatxError, match="need at least 2 classes"):
         fit_classifier(X[y == 0], y[y == 0], label_names=["a", "b", "c"], X_test=X[:2], y_test=y[:2], jobs=1)
@@ -128,9 +128,9 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     text = result.output
-    assert "best params: C=" in text and "held-out set: 60 rows (test file)" in text
+    assert "best C: " in text and "2-fold CV accuracy 1.0000" in text and "held-out set: 60 rows (test file)" in text
     assert "class_6" in text and "rank-1 accuracy: 1.0000" in text and "rank-5 accuracy: 1.0000" in text
-    assert "fit time:" in text and "4 settings x 2 folds + refit = 9 fits, 2 parallel" in text
+    assert "fit time:" in text and "2 scaler(s) x 2 folds, each fold one warm-started path over 2 C values, + 1 refit; 2 parallel" in text
     assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
     assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
 

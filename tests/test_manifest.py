@@ -47,7 +47,7 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y = data
-    return fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=2, jobs=1, grid=[1.0], refine=False)
+    return fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=2, jobs=1, grid=[1.0])
 
 
 @pytest.fixture

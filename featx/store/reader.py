@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import h5py
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.store.format import ATTR_COMPLETE, ATTR_CONFIG, ATTR_KIND, DATASET_FOR_KIND
+from featx.store.format import ATTR_COMPLETE, ATTR_CONFIG, ATTR_KIND, ATTR_VERSION, DATASET_FOR_KIND
 
 #: Default bytes per shuffle block.
 BLOCK_BYTES = 32 * 1024 * 1024
@@ -53,25 +54,81 @@ class StoreReader:
         except OSError as e:
             raise FeatxError(f"{self.path} is not a readable HDF5 file ({e})") from None
         f = self._file
-        file_kind = _attr(f.attrs.get(ATTR_KIND))
-        if file_kind not in DATASET_FOR_KIND:
-            self.close()
-            raise FeatxError(f"{self.path} is not a featx file (no 'kind' attribute)")
-        if not bool(f.attrs.get(ATTR_COMPLETE, False)):
-            self.close()
-            raise FeatxError(f"{self.path} is incomplete; rerun the command that writes it")
+        self.foreign = not any(a in f.attrs for a in (ATTR_KIND, ATTR_VERSION))
+        if self.foreign:
+            file_kind = self._open_foreign(kind)
+        else:
+            file_kind = _attr(f.attrs.get(ATTR_KIND))
+            if file_kind not in DATASET_FOR_KIND:
+                self.close()
+                raise FeatxError(f"{self.path} is not a featx file (no 'kind' attribute)")
+            if not bool(f.attrs.get(ATTR_COMPLETE, False)) or self.path.name.endswith(".partial"):
+                self.close()
+                raise FeatxError(f"{self.path} is incomplete; rerun the command that writes it")
         if kind is not None and file_kind != kind:
             self.close()
             made_by = {"images": "featx build", "features": "featx extract"}
             raise FeatxError(
-                f"{self.path} holds {file_kind}, expected {kind} (a file written by {made_by[kind]})"
+                f"{self.path} holds {file_kind}, expected {kind} (a file written by {made_by[kind]}, "
+                f"or an HDF5 file with datasets {kind!r} and 'labels')"
             )
         self.kind = file_kind
         self.data = f[DATASET_FOR_KIND[file_kind]]
+        if self.foreign:
+            return
         self.labels = f["labels"][:].astype(np.int64)
         self.label_names = _decode(f["label_names"][:])
         self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
         self.config = json.loads(self.attrs.get(ATTR_CONFIG) or "{}")
+
+    def _fail(self, msg: str):
+        self.close()
+        raise FeatxError(f"{self.path}: {msg}")
+
+    def _open_foreign(self, kind: str | None) -> str:
+        """A file without featx attrs, such as the book's ``HDF5DatasetWriter`` output (datasets
+        ``features`` or ``images``, ``labels``, optional ``label_names``): validated, then read as is."""
+        f = self._file
+        if self.path.name.endswith(".partial"):
+            self._fail("is an unfinished featx run (.partial); rerun the command that writes it")
+        found = [k for k in ("features", "images") if isinstance(f.get(k), h5py.Dataset)]
+        if not found:
+            self._fail("is not a featx file (no 'kind' attribute) and has no 'features' or 'images' dataset")
+        file_kind = kind if kind in found else found[0]
+        data = f[file_kind]
+        want = {"features": 2, "images": 4}[file_kind]
+        if data.ndim != want:
+            shape = "(N, D)" if file_kind == "features" else "(N, height, width, channels)"
+            self._fail(f"dataset '{file_kind}' must be {shape}. Received shape {data.shape}")
+        if file_kind == "images" and data.shape[-1] not in (1, 3):
+            self._fail(f"dataset 'images' must have 1 or 3 channels last. Received shape {data.shape}")
+        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+            self._fail(f"dataset '{file_kind}' must hold numbers. Received dtype {data.dtype}")
+        labels = f.get("labels")
+        if not isinstance(labels, h5py.Dataset) or labels.ndim != 1 or not (
+            np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
+        ):
+            self._fail("needs a 1-D numeric 'labels' dataset beside '" + file_kind + "'")
+        raw = labels[:]
+        if np.issubdtype(raw.dtype, np.floating) and not np.all(raw == np.round(raw)):
+            self._fail("'labels' must be whole class numbers")
+        self.labels = raw.astype(np.int64)
+        n = len(self.labels)
+        if data.shape[0] != n:
+            self._fail(f"'{file_kind}' has {data.shape[0]} rows but 'labels' has {n}")
+        if n and self.labels.min() < 0:
+            self._fail(f"'labels' must be >= 0. Received minimum {self.labels.min()}")
+        names = f.get("label_names")
+        if isinstance(names, h5py.Dataset):
+            self.label_names = _decode(names[:])
+            if n and self.labels.max() >= len(self.label_names):
+                self._fail(f"'labels' go up to {self.labels.max()} but 'label_names' has {len(self.label_names)} names")
+        else:
+            self.label_names = [str(k) for k in range((int(self.labels.max()) + 1) if n else 0)]
+        self.attrs = {}
+        self.config = {}
+        _say_foreign(self.path, file_kind, data.shape, len(self.label_names), isinstance(names, h5py.Dataset))
+        return file_kind
 
     # ------------------------------------------------------------------ metadata
     def __len__(self) -> int:
@@ -83,6 +140,9 @@ class StoreReader:
 
     @property
     def paths(self) -> list[str]:
+        """Source names of the rows (a foreign file has none: ``row_0`` ...)."""
+        if "paths" not in self._file:
+            return [f"row_{i}" for i in range(len(self))]
         return _decode(self._file["paths"][:])
 
     @property
@@ -91,7 +151,14 @@ class StoreReader:
 
     @property
     def mean_rgb(self) -> list[float] | None:
+        """Per-channel means of a training images file (a foreign images file: computed by slabs)."""
         m = self.attrs.get("mean_rgb")
+        if m is None and self.foreign and self.kind == "images" and len(self) and self.row_shape[-1] == 3:
+            total = np.zeros(3, np.float64)
+            step = max(1, BLOCK_BYTES // max(1, int(np.prod(self.row_shape)) * self.data.dtype.itemsize))
+            for a in range(0, len(self), step):
+                total += self.data[a : a + step].reshape(-1, 3).sum(axis=0, dtype=np.float64)
+            m = self.attrs["mean_rgb"] = (total / (len(self) * self.row_shape[0] * self.row_shape[1])).tolist()
         return None if m is None else [float(x) for x in m]
 
     # ------------------------------------------------------------------ rows
@@ -203,8 +270,27 @@ class StoreReader:
         self.close()
 
 
+_SAID: set[str] = set()
+
+
+def _say_foreign(path: Path, kind: str, shape, n_names: int, named: bool) -> None:
+    """One info line per foreign file and process (stderr: stdout stays for results)."""
+    key = str(Path(path).resolve())
+    if key in _SAID:
+        return
+    _SAID.add(key)
+    names = "label names from the file" if named else "label names default to the label numbers"
+    print(f"info: {path} has no featx attributes: reading it as a foreign file ({kind} {tuple(shape)}, "
+          f"{n_names} classes, {names})", file=sys.stderr, flush=True)
+
+
 def open_store(path: str | os.PathLike, kind: str | None = None) -> StoreReader:
-    """Open a finished featx file, checking its kind when given."""
+    """Open a finished featx file, checking its kind when given.
+
+    A file without featx attributes that holds a ``features`` or ``images`` dataset and ``labels``
+    (optionally ``label_names``: the book's ``HDF5DatasetWriter`` layout) opens as a *foreign*
+    file: one info line on stderr, label names default to the label numbers, no backbone settings.
+    """
     return StoreReader(path, kind=kind)
 
 

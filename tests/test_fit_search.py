@@ -1,0 +1,222 @@
+"""``featx fit`` v2: warm-started C path vs exhaustive GridSearchCV, seeds, --solver sgd (slabs),
+--backend ray, end-to-end costs in the report, book-format (foreign) HDF5 files."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featx.classify import fit_classifier, fit_features
+from featx.cli import cli
+from featx.errors import FeatxError
+from featx.metrics import read_metrics
+from featx.report import cells
+from featx.store import StoreReader, StoreWriter, open_store
+from tests._transfer_helpers import separable_features
+
+GRID = [0.001, 0.01, 0.1, 1.0]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X.astype(np.float32), y, test_size=0.3, stratify=y, random_state=0)
+
+
+def _fit(digits, **kw):
+    Xtr, Xte, ytr, yte = digits
+    return fit_classifier(Xtr, ytr, label_names=[str(i) for i in range(10)], X_test=Xte, y_test=yte, grid=GRID,
+                          scalers=["standard"], cv=3, jobs=2, **kw)
+
+
+def test_warm_path_search_matches_exhaustive_grid_search_on_digits(digits):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    Xtr, Xte, ytr, yte = digits
+    ours = _fit(digits, seed=0)
+    gs = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+                      {"logisticregression__C": GRID}, cv=StratifiedKFold(3, shuffle=True, random_state=0)).fit(Xtr, ytr)
+    assert ours.scores["rank1"] >= gs.score(Xte, yte) - 1e-12
+    assert ours.scores["rank1"] > 0.9
+    # the CV curve is the exhaustive one, within the solver tolerance
+    exhaustive = gs.cv_results_["mean_test_score"]
+    assert np.allclose([r["mean_score"] for r in ours.cv_results], exhaustive, atol=0.01)
+    assert ours.estimator[-1].coef_.dtype == np.float32  # float32 end to end
+
+
+def test_chosen_C_is_reproducible_for_a_seed_and_independent_of_the_backend(digits):
+    a = _fit(digits, seed=3)
+    b = _fit(digits, seed=3, backend="loky")
+    assert a.best_params == b.best_params and a.cv_score == b.cv_score
+    assert [r["mean_score"] for r in a.cv_results] == [r["mean_score"] for r in b.cv_results]
+    np.testing.assert_array_equal(a.estimator.predict_proba(digits[1]), b.estimator.predict_proba(digits[1]))
+
+
+def test_library_fit_leaves_the_callers_features_alone(digits):
+    Xtr = digits[0].copy()
+    fit_classifier(Xtr, digits[2], label_names=[str(i) for i in range(10)], grid=[0.1], scalers=["global"], cv=2, jobs=1)
+    np.testing.assert_array_equal(Xtr, digits[0])
+
+
+# ------------------------------------------------------------------------------ --solver sgd
+def _features_file(path, X, y, names, timing=None):
+    attrs = {"backbone_settings": {"name": "synthetic", "weights": "none", "image_size": 16,
+                                   "preprocessing": "none"}}
+    if timing:
+        attrs["extract_timing"] = timing
+    with StoreWriter(path, kind="features", row_shape=(X.shape[1],), dtype=np.float32,
+                     paths=[f"r{i}" for i in range(len(X))], labels=y, label_names=names, config={},
+                     attrs=attrs) as w:
+        w.add_batch(0, X)
+        w.finish()
+    return path
+
+
+def test_sgd_streams_slabs_and_matches_the_in_memory_fit(tmp_path, monkeypatch):
+    X, y = separable_features(n_per_class=120, classes=4, dim=24, seed=5)
+    order = np.argsort(y, kind="stable")  # stored in class order, as featx build writes folders
+    names = [f"k{c}" for c in range(4)]
+    path = _features_file(tmp_path / "f.h5", X[order], y[order], names)
+    mem, _ = fit_features(path, tmp_path / "mem.pkl", jobs=1, cv=3, seed=0)
+
+    reads = []
+    real_read = StoreReader.read
+    monkeypatch.setattr(StoreReader, "read", lambda self, a=0, b=None: reads.append((a, b)) or real_read(self, a, b))
+    monkeypatch.setattr(StoreReader, "load", lambda self: pytest.fail("the sgd path loaded the whole file"))
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "sgd.pkl"), "--solver", "sgd",
+                                 "--slab-rows", "64", "--epochs", "3", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    assert "best C:" in r.output and "held-out rows accuracy" in r.output and "slab reads of <= 64 rows" in r.output
+    assert len(reads) > 20 and max(b - a for a, b in reads) <= 64 // 8  # blocks of one slab, never the file
+    manifest = json.loads((tmp_path / "sgd.manifest.json").read_text())
+    assert manifest["config"]["solver"] == "sgd" and manifest["config"]["slabs_read"] == len(reads)
+    assert manifest["scores"]["rank1"] >= mem.scores["rank1"] - 0.01
+
+
+# ------------------------------------------------------------------------------ --backend ray
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.timeout(240)
+def test_ray_backend_gives_the_same_best_C_as_loky(ray_local):
+    X, y = separable_features(n_per_class=30, classes=3, dim=8, seed=2)
+    X = X + np.random.default_rng(0).normal(0, 4, X.shape).astype(np.float32)  # overlap: C matters
+    kw = dict(label_names=["a", "b", "c"], seed=1, grid=[0.001, 0.01, 0.1, 1.0], scalers=["standard"], cv=3, jobs=2)
+    loky = fit_classifier(X, y, backend="loky", **kw)
+    ray = fit_classifier(X, y, backend="ray", **kw)
+    assert ray.best_params == loky.best_params and ray.cv_score == loky.cv_score
+    assert [r["mean_score"] for r in ray.cv_results] == [r["mean_score"] for r in loky.cv_results]
+
+
+def test_ray_backend_without_ray_is_one_line(monkeypatch, tmp_path):
+    X, y = separable_features(n_per_class=10, classes=3, dim=4)
+    path = _features_file(tmp_path / "f.h5", X, y, ["a", "b", "c"])
+    monkeypatch.setitem(sys.modules, "ray", None)
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "c.pkl"), "--backend", "ray"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert 'pip install "featx[ray]"' in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "c.pkl"), "--address", "h:1"])
+    assert r.exit_code == 2 and "--address needs --backend ray" in r.output
+
+
+# ------------------------------------------------------------------------------ end-to-end costs
+def test_report_transfer_row_counts_extraction_time_and_backbone_params(tmp_path):
+    X, y = separable_features(n_per_class=20, classes=3, dim=8, seed=4)
+    names = ["a", "b", "c"]
+    timing = {"seconds": 234.0, "images": 45, "images_per_second": 0.19, "device": "cpu", "backbone_params": 23_587_712}
+    train = _features_file(tmp_path / "train.h5", X[:45], y[:45], names, timing)
+    test = _features_file(tmp_path / "test.h5", X[45:], y[45:], names,
+                          dict(timing, seconds=78.0, images=15, images_per_second=0.2))
+    result, paths = fit_features(train, tmp_path / "clf.pkl", test=test, jobs=1, cv=2, grid=[0.1, 1.0])
+    rec = read_metrics(paths["metrics"])
+    assert rec["extract"]["seconds"] == 312.0 and rec["extract"]["backbone_params"] == 23_587_712
+    c = cells(rec)
+    fit_s = rec["train_seconds"]
+    assert c["train_time"].startswith(f"{(312 + fit_s) / 60:.1f} min: extract 5.2 min + fit ")
+    assert c["params"] == f"{23_587_712 + 27:,} (backbone 23,587,712 + classifier 27)"
+    assert c["throughput"].startswith("0.2 img/s from pixels (classifier only ")
+
+    r = CliRunner().invoke(cli, ["evaluate", str(paths["classifier"]), "--data", str(test), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    ev = cells(read_metrics(tmp_path / "clf.eval.json"))
+    assert ev["train_time"] == c["train_time"] and ev["params"] == c["params"]
+    assert ev["throughput"].startswith("0.2 img/s from pixels")
+
+    plain = _features_file(tmp_path / "plain.h5", X, y, names)  # no extract_timing: the cells say why
+    _, p2 = fit_features(plain, tmp_path / "c2.pkl", jobs=1, cv=2, grid=[1.0])
+    c2 = cells(read_metrics(p2["metrics"]))
+    assert c2["train_time"].startswith("n/a end to end: features file has no extract_timing")
+    assert "fit " in c2["train_time"] and c2["params"].endswith("; classifier 27")
+
+
+# ------------------------------------------------------------------------------ book-format files
+def _book_file(path, X, y, names=None, key="features"):
+    """As the book's HDF5DatasetWriter writes it: datasets only, no attributes."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset(key, data=X)
+        f.create_dataset("labels", data=y.astype(np.int64))
+        if names is not None:
+            f.create_dataset("label_names", data=names, dtype=h5py.string_dtype("utf-8"))
+    return path
+
+
+def test_book_features_file_round_trips_through_fit_and_evaluate(tmp_path):
+    X, y = separable_features(n_per_class=20, classes=3, dim=6, seed=7)
+    train = _book_file(tmp_path / "train.hdf5", X[:45].astype(np.float64), y[:45], ["cat", "dog", "fox"])
+    test = _book_file(tmp_path / "test.hdf5", X[45:].astype(np.float64), y[45:], ["cat", "dog", "fox"])
+    runner = CliRunner()
+    r = runner.invoke(cli, ["fit", str(train), "--test", str(test), "-o", str(tmp_path / "clf.pkl"), "--cv", "2",
+                            "--grid", "0.1,1"])
+    assert r.exit_code == 0, r.output
+    assert f"info: {train} has no featx attributes: reading it as a foreign file (features (45, 6), 3 classes" in r.output
+    assert "rank-1 accuracy: 1.0000" in r.output and "dog" in r.output
+    r = runner.invoke(cli, ["evaluate", str(tmp_path / "clf.pkl"), "--data", str(test), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    rec = read_metrics(tmp_path / "clf.eval.json")
+    assert rec["single_crop"]["rank1"] == 1.0 and rec["data"]["label_names"] == ["cat", "dog", "fox"]
+
+    unnamed = _book_file(tmp_path / "unnamed.hdf5", X, y)
+    with open_store(unnamed, kind="features") as s:
+        assert s.foreign and s.label_names == ["0", "1", "2"] and s.paths[:2] == ["row_0", "row_1"]
+
+
+def test_book_files_with_bad_shapes_are_one_line_errors_and_featx_partials_still_refused(tmp_path):
+    X, y = separable_features(n_per_class=5, classes=2, dim=4)
+    cases = {
+        "rows": (_book_file(tmp_path / "rows.hdf5", X, y[:-1]), "'features' has 10 rows but 'labels' has 9"),
+        "3d": (_book_file(tmp_path / "3d.hdf5", X.reshape(10, 2, 2), y), "'features' must be (N, D)"),
+        "names": (_book_file(tmp_path / "names.hdf5", X, y, ["only"]), "'label_names' has 1 names"),
+        "none": (_book_file(tmp_path / "none.hdf5", X, y, key="other"), "no 'features' or 'images' dataset"),
+    }
+    for path, msg in cases.values():
+        with pytest.raises(FeatxError, match=re.escape(msg)):
+            open_store(path, kind="features")
+    r = CliRunner().invoke(cli, ["fit", str(cases["rows"][0]), "-o", str(tmp_path / "c.pkl")])
+    assert r.exit_code == 1 and "has 10 rows but 'labels' has 9" in r.output and "Traceback" not in r.output
+    # a featx run killed before finish(): kind attr present, complete false
+    w = StoreWriter(tmp_path / "p.h5", kind="features", row_shape=(4,), dtype=np.float32,
+                    paths=[f"r{i}" for i in range(10)], labels=y, label_names=["a", "b"], config={})
+    with w:
+        w.add_batch(0, X)  # no finish(): the run stops here
+        assert (tmp_path / "p.h5.partial").exists()
+        with pytest.raises(FeatxError, match="incomplete"):
+            open_store(tmp_path / "p.h5.partial", kind="features")
+        with pytest.raises(FeatxError, match="does not exist .an unfinished run"):
+            open_store(tmp_path / "p.h5", kind="features")
