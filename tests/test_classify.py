@@ -147,7 +147,7 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     w.finish()
     wrong = CliRunner().invoke(cli, ["fit", str(tmp_path / "images.h5"), "-o", str(tmp_path / "y.pkl")])
     assert wrong.exit_code == 1
-    assert "holds images, expected features (a file written by featx extract)" in wrong.output
+    assert "holds images, expected features (a file written by featx extract" in wrong.output
 
 
 def test_featx_fit_never_imports_tensorflow(tmp_path):
