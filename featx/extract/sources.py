@@ -81,8 +81,9 @@ def open_source(src: str | os.PathLike) -> Source:
                 f"{p} already holds features (written by featx extract); extract needs images: "
                 "a folder, a CSV of path,label or an images .h5 written by featx build"
             )
-        if kind != "images":
+        if kind not in (None, "images"):
             raise FeatxError(f"{p} is not a featx images file (expected an .h5 written by featx build)")
+        # kind None: a foreign file (e.g. the book's HDF5DatasetWriter images); the store validates it
         with open_store(p, kind="images") as r:
             return Source("images", str(p.resolve()), r.paths, r.labels.tolist(), r.label_names)
     from featx.data.discover import discover

@@ -74,7 +74,11 @@ class StoreReader:
             )
         self.kind = file_kind
         self.data = f[DATASET_FOR_KIND[file_kind]]
+        #: rows come back as this dtype (foreign images stored as float pixels are read as uint8)
+        self.dtype = self.data.dtype
         if self.foreign:
+            if file_kind == "images" and self.data.dtype != np.uint8:
+                self.dtype = np.dtype(np.uint8)
             return
         self.labels = f["labels"][:].astype(np.int64)
         self.label_names = _decode(f["label_names"][:])
@@ -164,11 +168,17 @@ class StoreReader:
     # ------------------------------------------------------------------ rows
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` as one contiguous read."""
-        return self.data[start:stop]
+        return self._rows(start, stop)
+
+    def _rows(self, start, stop) -> np.ndarray:
+        x = self.data[start:stop]
+        if x.dtype != self.dtype:  # foreign float pixels 0..255 (the book's writer stores images as float)
+            x = np.clip(np.rint(x), 0, 255).astype(self.dtype)
+        return x
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
         """All rows and labels in memory (features fit: 25k x 2048 float32 is 205 MB)."""
-        return self.data[:], self.labels.copy()
+        return self._rows(0, None), self.labels.copy()
 
     def _block_rows(self, batch_size: int, block_rows: int | None) -> int:
         if block_rows:
@@ -203,7 +213,7 @@ class StoreReader:
         carry_y: np.ndarray | None = None
         for b in starts:
             e = min(int(b) + block, n)
-            x = self.data[int(b) : e]
+            x = self._rows(int(b), e)
             y = self.labels[int(b) : e]
             if shuffle:
                 perm = rng.permutation(len(x))
@@ -240,7 +250,7 @@ class StoreReader:
         path = str(self.path)
         epoch = [initial_epoch]
         row_shape = self.row_shape
-        dtype = tf.as_dtype(self.data.dtype)
+        dtype = tf.as_dtype(self.dtype)
 
         def gen():
             e = epoch[0]
