@@ -220,3 +220,16 @@ def test_book_files_with_bad_shapes_are_one_line_errors_and_featx_partials_still
             open_store(tmp_path / "p.h5.partial", kind="features")
         with pytest.raises(FeatxError, match="does not exist .an unfinished run"):
             open_store(tmp_path / "p.h5", kind="features")
+
+
+def test_book_images_file_reads_as_uint8_with_a_computed_mean(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (6, 8, 8, 3)).astype(np.float64)  # the book's writer stores float pixels
+    path = _book_file(tmp_path / "images.hdf5", pixels, np.array([0, 1, 2, 0, 1, 2]), key="images")
+    with open_store(path, kind="images") as r:
+        x, y = r.load()
+        assert r.foreign and x.dtype == np.uint8 and np.array_equal(x, pixels.astype(np.uint8))
+        assert np.allclose(r.mean_rgb, pixels.reshape(-1, 3).mean(axis=0))
+        assert [b[0].dtype for b in r.iter_batches(4)] == [np.uint8, np.uint8]
+    with pytest.raises(FeatxError, match="holds images, expected features"):
+        open_store(path, kind="features")
