@@ -134,15 +134,16 @@ def cross_check(p: Path, estimator, manifest: dict) -> dict:
             f"{side_paths(p)[0]} lists {len(names)} label names but the classifier predicts {needed} classes; "
             "restore the manifest or re-export with featx fit"
         )
-    own = getattr(estimator, "featx_feature_settings_", None)
-    recorded = manifest.get("backbone")
-    if own is not None and recorded is not None and not isinstance(recorded, dict):
+    stamped = hasattr(estimator, "featx_feature_settings_")
+    own = json.loads(json.dumps(getattr(estimator, "featx_feature_settings_", None) or {}, default=str))  # as in JSON
+    recorded = manifest.get("backbone") or {}
+    if not isinstance(recorded, dict):
         recorded = {"name": recorded}
-    if own is not None and (recorded or {}) != own:
-        diff = [k for k in sorted(set(own) | set(recorded or {})) if (recorded or {}).get(k) != own.get(k)]
+    if stamped and recorded != own:
+        diff = [k for k in sorted(set(own) | set(recorded)) if recorded.get(k) != own.get(k)]
         raise FeatxError(
             f"{side_paths(p)[0]} was edited: its backbone settings differ from the classifier's own "
-            f"({', '.join(f'{k} {(recorded or {}).get(k)!r} != {own.get(k)!r}' for k in diff)}); "
+            f"({', '.join(f'{k} {recorded.get(k)!r} != {own.get(k)!r}' for k in diff)}); "
             "restore the manifest or re-export with featx fit"
         )
     own_dim = getattr(estimator, "featx_feature_dim_", None)

@@ -90,6 +90,17 @@ def test_edited_backbone_settings_in_the_manifest_are_refused(exported):
     _edit_manifest(paths, backbone={**BB32, "image_size": 64})
     with pytest.raises(FeatxError, match=r"was edited: its backbone settings differ .*image_size 64 != 32"):
         load_classifier(paths["classifier"])
+    _edit_manifest(paths, backbone=None)
+    with pytest.raises(FeatxError, match=r"was edited: its backbone settings differ .*name None != 'resnet50'"):
+        load_classifier(paths["classifier"])
+
+
+def test_classifier_fit_without_settings_refuses_settings_added_later(fitted, tmp_path):
+    paths = export_classifier(fitted, tmp_path / "nobb.pkl", backbone=None)
+    load_classifier(paths["classifier"])
+    _edit_manifest(paths, backbone=dict(BB32))  # predict would build this backbone
+    with pytest.raises(FeatxError, match="was edited: its backbone settings differ"):
+        load_classifier(paths["classifier"])
 
 
 class _Marker:
