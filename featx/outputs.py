@@ -91,7 +91,8 @@ def output_lock(path: str | os.PathLike) -> Iterator[Path]:
     """Hold the lock of output ``path`` (a file or a folder) for the duration of the block.
 
     Non-blocking: when another run holds it, raises :class:`OutputLockedError` at once, naming
-    that run's pid and host. Re-entrant within one process only through nesting the same call.
+    that run's pid and host. Not re-entrant: a second lock on the same output is refused even in
+    the same process (each call opens its own descriptor), so take it once, at the top of a command.
     """
     import filelock
 
