@@ -6,6 +6,8 @@ CPU mode (the default without a GPU), on N generated JPEGs, same backbone / imag
   commit ``cdab1f4``, loaded from git history into a temporary module; it runs on today's decoder and
   HDF5 writer, which both versions share) vs ``local``: today's local runner. Target: local / old
   >= 0.95 (the refactor costs nothing).
+  Measured twice: fresh processes (below), and alternated ``--inproc-repeats`` times inside one
+  process (``old_vs_local_in_one_process``: no process start noise; medians and bests).
 * ``ray_1`` / ``ray_2``: ``--engine ray`` with 1 and 2 worker actors vs local. On a 2-core CPU there
   is no speed-up to show (the workers share the cores); the figures are the engine's overhead.
 
@@ -24,7 +26,7 @@ files, batch 256, mixed precision + XLA: ``local`` img/s vs ``model_only`` img/s
 function on tensors already on the device; target local >= 0.95 x model-only, >= 3000 img/s on an
 H100) and ``ray_1`` (one GPU actor on the same machine; target >= 0.95 x local), cold start apart.
 
-Usage: ``python scripts/bench_scale.py [--mode cpu|gpu] [--n 96] [--image-size 64] [--batch-size 32]``
+Usage: ``python scripts/bench_scale.py [--mode cpu|gpu] [--n 128] [--image-size 64] [--batch-size 16]``
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ RUNNER = textwrap.dedent(
         "rows": rows, "processed": r.processed,
         "images_per_second": round(timing["images_per_second"] if timing else r.images_per_second, 2),
         "steady_images_per_second": round(getattr(r, "steady_images_per_second", 0.0), 2),
+        "first_batch_seconds": round(getattr(r, "first_batch_seconds", 0.0), 2),
         "extract_call_seconds": round(call, 2),
         "cold_start_seconds": round(ray_init + getattr(r, "start_seconds", 0.0), 2),
         "ray_init_seconds": round(ray_init, 2), "actor_start_seconds": round(getattr(r, "start_seconds", 0.0), 2),
@@ -124,6 +127,48 @@ RUNNER = textwrap.dedent(
     }))
     """
 )
+
+
+INPROC = textwrap.dedent(
+    """
+    import json, sys, time
+    args = json.loads(sys.argv[1])
+    sys.path.insert(0, args["old_dir"])
+    from old_extract import extract as old
+    from featx.extract import extract as new
+    kw = dict(backbone=args["backbone"], weights="none", image_size=args["image_size"], batch_size=args["batch_size"],
+              progress=False, overwrite=True)
+    runs = {"old_extract": [], "local": []}
+    for i in range(args["repeats"]):
+        for name, fn in (("old_extract", old), ("local", new)) if i % 2 == 0 else (("local", new), ("old_extract", old)):
+            r = fn(args["src"], args["out"] + name + ".h5", **kw)
+            runs[name].append({"images_per_second": round(r.images_per_second, 2),
+                               "steady_images_per_second": round(r.steady_images_per_second, 2),
+                               "first_batch_seconds": round(r.first_batch_seconds, 2)})
+    print("RESULT " + json.dumps(runs))
+    """
+)
+
+
+def run_inproc(src: Path, out: Path, old_dir: Path, args) -> dict:
+    """Old extract and the local runner alternated in one process (no process start noise)."""
+    spec = {"src": str(src), "out": str(out), "old_dir": str(old_dir), "backbone": args.backbone,
+            "image_size": args.image_size, "batch_size": args.batch_size, "repeats": args.inproc_repeats}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", INPROC, json.dumps(spec)], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError(f"in-process comparison failed (rc {proc.returncode}): {proc.stderr[-3000:]}")
+    runs = json.loads(line[-1][len("RESULT "):])
+    print(f"[bench_scale] in-process: {json.dumps(runs)}", file=sys.stderr, flush=True)
+    out = {"repeats_each": args.inproc_repeats, "runs": runs}
+    for key in ("steady_images_per_second", "images_per_second"):
+        a = sorted(r[key] for r in runs["local"])
+        b = sorted(r[key] for r in runs["old_extract"])
+        out[f"local_over_old_{key}_median"] = round(a[len(a) // 2] / b[len(b) // 2], 3) if b[len(b) // 2] else None
+        out[f"local_over_old_{key}_best"] = round(a[-1] / b[-1], 3) if b[-1] else None
+    return out
 
 
 def run_mode(mode: str, src: Path, out: Path, old_dir: Path, args, **extra) -> dict:
@@ -244,18 +289,19 @@ def main(argv=None) -> dict:
     gpus = len(tf.config.list_physical_devices("GPU"))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=["cpu", "gpu"], default="gpu" if gpus else "cpu")
-    ap.add_argument("--n", type=int, default=None, help="JPEGs [cpu: 96, gpu: 8192]")
+    ap.add_argument("--n", type=int, default=None, help="JPEGs [cpu: 128, gpu: 8192]")
     ap.add_argument("--image-size", type=int, default=None, help="model input side [cpu: 64, gpu: 224]")
-    ap.add_argument("--batch-size", type=int, default=None, help="[cpu: 32, gpu: 256]")
+    ap.add_argument("--batch-size", type=int, default=None, help="[cpu: 16, gpu: 256]")
     ap.add_argument("--backbone", default="resnet50")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2, help="fresh-process runs per mode")
+    ap.add_argument("--inproc-repeats", type=int, default=4, help="old vs local alternations in one process")
     ap.add_argument("--merge-shards", type=int, default=8)
     ap.add_argument("--merge-rows", type=int, default=2048)
     args = ap.parse_args(argv)
     gpu_mode = args.mode == "gpu"
-    args.n = args.n or (8192 if gpu_mode else 96)
+    args.n = args.n or (8192 if gpu_mode else 128)
     args.image_size = args.image_size or (224 if gpu_mode else 64)
-    args.batch_size = args.batch_size or (256 if gpu_mode else 32)
+    args.batch_size = args.batch_size or (256 if gpu_mode else 16)
     source_size = (500, 375) if gpu_mode else (160, 120)
 
     runs: dict[str, list[dict]] = {}
@@ -274,11 +320,12 @@ def main(argv=None) -> dict:
             for name, extra in modes.items():
                 mode = "old" if name == "old_extract" else ("ray" if name.startswith("ray") else "local")
                 runs.setdefault(name, []).append(run_mode(mode, src, tmp / f"{name}.h5", tmp, args, **extra))
+        inproc = None if gpu_mode else run_inproc(src, tmp / "inproc_", tmp, args)
         merge = bench_merge(tmp, args.merge_shards, args.merge_rows, 2048)
         only = model_only(args) if gpu_mode else None
 
-    def best(name):
-        return max(runs[name], key=lambda r: r["images_per_second"])
+    def best(name, key="images_per_second"):
+        return max(runs[name], key=lambda r: r[key])
 
     def fastest(name):
         return min(r["whole_process_seconds"] for r in runs[name])
@@ -286,17 +333,22 @@ def main(argv=None) -> dict:
     def ratio(a, b):
         return round(a / b, 3) if b else None
 
-    local = best("local")
+    local = best("local", "steady_images_per_second")
     ratios = {}
     if "old_extract" in runs:
-        ratios["local_over_old_extract_images_per_second"] = ratio(local["images_per_second"], best("old_extract")["images_per_second"])
+        old = best("old_extract", "steady_images_per_second")
+        ratios["local_over_old_extract_steady"] = ratio(local["steady_images_per_second"], old["steady_images_per_second"])
+        ratios["local_over_old_extract_images_per_second"] = ratio(
+            best("local")["images_per_second"], best("old_extract")["images_per_second"])
         ratios["local_over_old_extract_whole_process"] = ratio(fastest("old_extract"), fastest("local"))
     for name in runs:
         if name.startswith("ray"):
-            ratios[f"{name}_over_local_images_per_second"] = ratio(best(name)["images_per_second"], local["images_per_second"])
+            ray_ips = best(name)["images_per_second"]
+            ratios[f"{name}_over_local_steady"] = ratio(ray_ips, local["steady_images_per_second"])
+            ratios[f"{name}_over_local_images_per_second"] = ratio(ray_ips, best("local")["images_per_second"])
             ratios[f"{name}_over_local_whole_process"] = ratio(fastest("local"), fastest(name))
     if only:
-        ratios["local_over_model_only"] = ratio(local["images_per_second"], only["images_per_second"])
+        ratios["local_steady_over_model_only"] = ratio(local["steady_images_per_second"], only["images_per_second"])
     report = {
         "bench": "featx extract engines: old extract (cdab1f4) vs local runner vs Ray actors; shard merge: copy vs VDS",
         "mode": args.mode,
@@ -305,13 +357,17 @@ def main(argv=None) -> dict:
                    "batch_size": args.batch_size, "ray_shard_rows": shard_rows},
         "machine": {"cpus": os.cpu_count(), "gpus": gpus, "load_avg_1min_at_end": round(os.getloadavg()[0], 2)},
         "definitions": {
-            "images_per_second": "pixels -> stored features (extract_timing attr; Ray: shards handed out -> merged)",
+            "images_per_second": "pixels -> stored features (extract_timing attr): local from its first batch "
+                                 "(tf.data fill + tracing included); Ray from shards handed out to merged (actors "
+                                 "already warm: tracing is in cold_start)",
+            "steady_images_per_second": "local and old extract: after the first batch (the rate a long run settles at)",
             "whole_process_seconds": "fresh python process: imports, Ray start, actors, backbone build, extract, merge",
-            "cold_start_seconds": "Ray start + actor start + backbone build in the actors (not in images_per_second)",
+            "cold_start_seconds": "Ray start + actor start + backbone build and tracing in the actors (not in images_per_second)",
             "ratios": "above 1 = faster than the reference; whole_process ratios compare wall times (reference / mode)",
         },
         "best": {name: best(name) for name in runs},
         "model_only": only,
+        "old_vs_local_in_one_process": inproc,
         "ratios": ratios,
         "targets": {"local_over_old_extract": ">= 0.95", "gpu_local_over_model_only": ">= 0.95 (GPU mode)",
                     "gpu_ray_1_over_local": ">= 0.95 (GPU mode)"},

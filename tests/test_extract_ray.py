@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from featx.errors import FeatxError
@@ -72,18 +71,6 @@ def test_ray_two_workers_equals_local(ray_address, folder, model_path, reference
     assert again.reused
 
 
-def test_ray_from_an_images_h5_equals_local(ray_address, folder, model_path, tmp_path):
-    from featx.build import build
-
-    build(folder, tmp_path / "data", size=20, val=0, test=0, progress=False, workers=1)
-    images = tmp_path / "data" / "train.h5"
-    kw = dict(backbone=f"keras:{model_path}", batch_size=4, progress=False)
-    local = extract(images, tmp_path / "local.h5", **kw)
-    r = extract(images, tmp_path / "ray.h5", engine="ray", shard_rows=6, **kw)
-    assert r.workers == 1 and r.shards == 3 and r.rows == local.rows == 15
-    assert_same_file(tmp_path / "local.h5", tmp_path / "ray.h5")
-
-
 DRIVER = textwrap.dedent(
     """
     import json, os, signal, sys, threading, time
@@ -112,21 +99,28 @@ DRIVER = textwrap.dedent(
 
 
 def test_killed_worker_then_killed_driver_then_rerun_redoes_only_unfinished_shards(
-    ray_address, folder, model_path, reference, tmp_path
+    ray_address, folder, model_path, tmp_path
 ):
+    """From an images .h5 source (15 rows, shards of 4): the result equals the local engine's."""
+    from featx.build import build
+
+    build(folder, tmp_path / "data", size=20, val=0, test=0, progress=False, workers=1)
+    images = tmp_path / "data" / "train.h5"
+    reference = tmp_path / "local.h5"
+    extract(images, reference, backbone=f"keras:{model_path}", batch_size=4, progress=False)
     out = tmp_path / "k.h5"
     kw = dict(backbone=f"keras:{model_path}", batch_size=2, slab_rows=2, shard_rows=4, engine="ray", workers=1,
               progress=False)
     # 1. the worker actor is SIGKILLed in shard 1 (rows 4-7) after rows 4-5 were stored
     with pytest.raises(FeatxError, match="a Ray extract worker failed .*rerun the same command to resume"):
-        extract(folder, out, on_batch=KillAt(6), **kw)
+        extract(images, out, on_batch=KillAt(6), **kw)
     after_worker = shard_state(out)
     assert sorted(after_worker) == ["00000", "00001"] and after_worker["00001"] == "partial"
     assert not out.exists()
 
     # 2. a new driver (another process, joining this cluster) is SIGKILLed while shard 3 runs
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(folder), str(out), str(model_path), ray_address],
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(images), str(out), str(model_path), ray_address],
                           env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == -9, proc.stdout[-1000:] + proc.stderr[-3000:]
     wait_for_actors_to_exit()  # the dead driver's actor is stopped by Ray
@@ -136,9 +130,7 @@ def test_killed_worker_then_killed_driver_then_rerun_redoes_only_unfinished_shar
     assert after_driver["00003"] == "partial" and not out.exists()  # the driver died while shard 3 ran
 
     # 3. the rerun does the unfinished shards only, merges, and equals the local run
-    r = extract(folder, out, **kw)
-    assert r.shards_run == [3] and r.processed == 2 and r.rows == 15  # shard 3 resumed at its row 2
+    r = extract(images, out, **kw)
+    assert r.shards_run == [3] and r.processed == 1 and r.rows == 15  # shard 3 (rows 12-14) resumed at row 14
     assert_same_file(reference, out)
-    with h5py.File(out) as f:
-        np.testing.assert_allclose(f["features"][:], h5py.File(reference)["features"][:], rtol=1e-5, atol=1e-6)
     assert not shard_dir(out).exists()

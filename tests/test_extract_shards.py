@@ -130,3 +130,24 @@ def test_engine_ray_without_ray_installed_says_how_to_install(folder, tmp_path):
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, proc.stdout + proc.stderr
     assert 'pip install "featx[ray]"' in lines[0] and not out.exists()
+
+
+def test_config_is_validated_once_and_shards_are_contiguous():
+    from featx.extract import ExtractConfig, Shard
+    from featx.extract.sources import default_shard_rows
+
+    c = ExtractConfig(backbone="ResNet50", weights=" None")
+    assert (c.weights, c.image_size) == ("none", 224)  # normalised once, from the registry: nothing built
+    settings, built = c.backbone_settings("images")
+    assert built is None and settings["dim"] == 2048 and settings["resize"] == "stored" and settings["seed"] == 0
+    for kw, msg in [({"engine": "spark"}, "engine must be one of local, ray. Received: engine='spark'"),
+                    ({"address": "auto"}, "address applies to engine='ray'"),
+                    ({"workers": 0}, "workers must be >= 1"),
+                    ({"image_size": 16}, "resnet50 needs an image size of at least 32px"),
+                    ({"weights": "/no/such.h5"}, "is not 'imagenet', 'none' or an existing file")]:
+        with pytest.raises(FeatxError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            ExtractConfig(**kw)
+    assert plan_shards(10, 4) == [Shard(0, 0, 4), Shard(1, 4, 8), Shard(2, 8, 10)]
+    assert plan_shards(0, 4) == [] and Shard(7, 0, 1).name == "00007"
+    assert default_shard_rows(1_000_000, gpu=False, image_size=224) == 2700  # ~3 minutes at ~15 img/s
+    assert default_shard_rows(100, workers=2) == 64 and default_shard_rows(10**8, gpu=True) == 360_000

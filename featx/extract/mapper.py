@@ -76,6 +76,11 @@ class FeatureMapper:
             images = tf.pad(images, [[0, self.batch_size - n], [0, 0], [0, 0], [0, 0]])
         return self._fn(images), n
 
+    def warmup(self) -> None:
+        """Trace (and with XLA compile) the forward pass on a blank batch of the run's shape."""
+        size = int(self.settings["image_size"])
+        self.collect(self.dispatch(np.zeros((self.batch_size, size, size, 3), np.uint8)))
+
     @staticmethod
     def collect(pending) -> np.ndarray:
         """Read a dispatched batch back: float32 ``(n, dim)``."""

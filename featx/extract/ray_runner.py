@@ -92,6 +92,7 @@ class ShardWorker:
         from featx.accel import gpu_count
 
         self.mapper.setup()
+        self.mapper.warmup()  # tracing / XLA compilation belongs to the cold start, not to the shards
         n = gpu_count()
         return {"params": self.mapper.count_params(), "device": f"GPU x {n}" if n else "CPU",
                 "host": socket.gethostname(), "pid": os.getpid()}
@@ -129,7 +130,7 @@ class ShardWorker:
 class RayRun:
     processed: int = 0
     seconds: float = 0.0  # shards handed out -> last shard stored (actor start and model build excluded)
-    start_seconds: float = 0.0  # actors started and backbones built
+    start_seconds: float = 0.0  # actors started, backbones built and compiled
     workers: int = 0
     params: int = 0
     device: str = ""
