@@ -293,7 +293,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--image-size", type=int, default=None, help="model input side [cpu: 64, gpu: 224]")
     ap.add_argument("--batch-size", type=int, default=None, help="[cpu: 16, gpu: 256]")
     ap.add_argument("--backbone", default="resnet50")
-    ap.add_argument("--repeats", type=int, default=2, help="fresh-process runs per mode")
+    ap.add_argument("--repeats", type=int, default=1, help="fresh-process runs per mode (best kept)")
     ap.add_argument("--inproc-repeats", type=int, default=4, help="old vs local alternations in one process")
     ap.add_argument("--merge-shards", type=int, default=8)
     ap.add_argument("--merge-rows", type=int, default=2048)

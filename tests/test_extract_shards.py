@@ -151,3 +151,17 @@ def test_config_is_validated_once_and_shards_are_contiguous():
     assert plan_shards(0, 4) == [] and Shard(7, 0, 1).name == "00007"
     assert default_shard_rows(1_000_000, gpu=False, image_size=224) == 2700  # ~3 minutes at ~15 img/s
     assert default_shard_rows(100, workers=2) == 64 and default_shard_rows(10**8, gpu=True) == 360_000
+
+
+def test_a_backbone_that_cannot_be_built_leaves_nothing_behind(folder, tmp_path, monkeypatch):
+    from featx.backbones import backbone as bbmod
+    from featx.errors import WeightsUnavailableError
+
+    def offline(*a, **k):
+        raise WeightsUnavailableError("ImageNet weights for resnet50 are not in the Keras cache (test)")
+
+    monkeypatch.setattr(bbmod, "build_backbone", offline)
+    out = tmp_path / "w.h5"
+    with pytest.raises(WeightsUnavailableError):
+        extract(folder, out, backbone="resnet50", image_size=32, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.h5.lock"]  # no partial: a retry with other weights works

@@ -74,6 +74,7 @@ def run_local(
     """
     from featx.extract.reader import image_dataset, store_dataset
 
+    mapper.setup()  # a backbone that cannot be built (no weights offline...) leaves no partial file behind
     writer = StoreWriter(
         out_path, kind="features", row_shape=(mapper.dim,), dtype=np.float32,
         paths=table.paths, labels=table.labels, label_names=table.label_names,
@@ -95,7 +96,6 @@ def run_local(
                            stop=table.offset + len(table), offset=table.offset)
     offset = table.offset
     hook = None if on_batch is None else (lambda i: on_batch(i + offset))
-    mapper.setup()
     t0 = time.perf_counter()
     first = 0
     with writer:
