@@ -152,8 +152,8 @@ def run_extract(
                 result.rows, result.skipped, result.reused = done["rows"], done["skipped"], True
                 result.seconds = time.perf_counter() - t0
                 return result
-            if out.exists():
-                raise OutputExistsError(
+            if out.exists() and _sharded(cfg, out):  # before hours of shards; the local engine's writer
+                raise OutputExistsError(                # refuses after building the backbone (as featx 0.1 did)
                     f"{out} exists and was made with different parameters or sources; pass --overwrite to replace it"
                 )
         else:
@@ -184,7 +184,7 @@ def _run(source: Source, out: Path, cfg: ExtractConfig, base: dict, prebuilt, re
     n = len(source)
     bar = tqdm(total=n, desc="extract", unit="img", dynamic_ncols=True,
                disable=None if progress is None else not progress)
-    sharded = cfg.engine == "ray" or cfg.shard_rows is not None or shardlib.read_plan(out) is not None
+    sharded = _sharded(cfg, out)
 
     def final_attrs(decode_skips: list[dict], timing: dict) -> dict:
         skipped = source.skipped + decode_skips
@@ -258,6 +258,11 @@ def _run(source: Source, out: Path, cfg: ExtractConfig, base: dict, prebuilt, re
             result.rows = n - len(result.skipped)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _sharded(cfg: ExtractConfig, out: Path) -> bool:
+    """Shards (and a merge) for Ray, for an explicit shard size, or to finish a sharded run already begun."""
+    return cfg.engine == "ray" or cfg.shard_rows is not None or shardlib.read_plan(out) is not None
 
 
 def _finished(out: Path, source: Source, base: dict, cfg: ExtractConfig) -> dict | None:
