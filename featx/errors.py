@@ -22,3 +22,12 @@ class RegistryError(FeatxError, ValueError):
 
     Also a ``ValueError``, so callers written against the old ``scratch_models`` API keep working.
     """
+
+
+class ParameterError(FeatxError, ValueError):
+    """A bad value of one named parameter; ``param`` is the library's name for it (the CLI maps it
+    to its flag, e.g. ``batch_size`` -> ``--batch-size``)."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param

@@ -14,10 +14,14 @@ schedule continues where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
-OPTIMIZERS = ("sgd", "adam")
+from featx.errors import ParameterError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("poly", "step", "constant")
+#: AdamW's decoupled weight decay unless told otherwise (Keras' own default)
+ADAMW_WEIGHT_DECAY = 0.004
 
 
 @dataclass(frozen=True)
@@ -32,26 +36,37 @@ class OptimConfig:
     power: float = 1.0
     drops: tuple[int, ...] = field(default_factory=tuple)
     factor: float = 0.1
+    weight_decay: float | None = None  # adamw only; None: ADAMW_WEIGHT_DECAY
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {self.optimizer!r}")
+            raise ParameterError(
+                "optimizer", f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}. Received: {self.schedule!r}")
+            raise ParameterError(
+                "schedule", f"schedule must be one of {', '.join(SCHEDULES)}. Received: {self.schedule!r}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0. Received: {self.lr}")
+            raise ParameterError("lr", f"lr must be > 0. Received: {self.lr}")
         if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1). Received: {self.momentum}")
+            raise ParameterError("momentum", f"momentum must be in [0, 1). Received: {self.momentum}")
         if self.power <= 0:
-            raise ValueError(f"power must be > 0. Received: {self.power}")
+            raise ParameterError("power", f"power must be > 0. Received: {self.power}")
         if not 0 < self.factor <= 1:
-            raise ValueError(f"drop factor must be in (0, 1]. Received: {self.factor}")
+            raise ParameterError("factor", f"drop factor must be in (0, 1]. Received: {self.factor}")
         drops = tuple(int(d) for d in self.drops)
         if any(d < 1 for d in drops) or list(drops) != sorted(set(drops)):
-            raise ValueError(f"drop epochs must be increasing positive integers. Received: {self.drops}")
+            raise ParameterError("drops", f"drop epochs must be increasing positive integers. Received: {self.drops}")
         if self.schedule == "step" and not drops:
-            raise ValueError("schedule 'step' needs drop epochs (e.g. --drops 20,40)")
+            raise ParameterError("drops", "schedule 'step' needs drop epochs (e.g. 20,40)")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ParameterError("weight_decay", f"weight_decay must be >= 0. Received: {self.weight_decay}")
+        if self.weight_decay is not None and self.optimizer != "adamw":
+            raise ParameterError("weight_decay", "weight_decay applies to optimizer 'adamw' only (use l2 otherwise)")
         object.__setattr__(self, "drops", drops)
+
+    def scaled(self, factor: float) -> OptimConfig:
+        """The same settings with the learning rate multiplied by ``factor`` (linear scaling rule)."""
+        return replace(self, lr=self.lr * factor)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,12 +94,15 @@ def make_schedule(cfg: OptimConfig, *, steps_per_epoch: int, epochs: int, start_
 
 
 def make_optimizer(cfg: OptimConfig, *, steps_per_epoch: int, epochs: int, start_epoch: int = 0):
-    """A Keras SGD (momentum) or Adam optimizer driven by :func:`make_schedule`."""
+    """A Keras SGD (momentum), Adam or AdamW optimizer driven by :func:`make_schedule`."""
     import keras
 
     lr = make_schedule(cfg, steps_per_epoch=steps_per_epoch, epochs=epochs, start_epoch=start_epoch)
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.optimizer == "adamw":
+        wd = ADAMW_WEIGHT_DECAY if cfg.weight_decay is None else cfg.weight_decay
+        return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
     return keras.optimizers.Adam(learning_rate=lr)
 
 

@@ -2,8 +2,16 @@
 
 Data flow: train.h5 -> :func:`featx.preprocess.pipeline.train_dataset` (block-shuffled every
 epoch, every row, random patch crops, augmentation layers, prefetch) -> model whose first layer
-subtracts the build's means -> ``model.fit`` with Keras callbacks:
+subtracts the build's means -> ``model.fit`` under a ``tf.distribute`` strategy
+(:mod:`featx.distribute`: one device, or MirroredStrategy over local devices; the global batch is
+``batch_size`` per replica x replicas, the learning rate scaled by the replicas unless
+``lr_scaling=False``) with Keras callbacks:
 
+* :class:`featx.callbacks.PreciseBN`: BatchNorm statistics recomputed on training batches before
+  every validation (and at the end of an epoch without one), so the saved model scores what the
+  training curves promise;
+* ``keras.callbacks.ModelCheckpoint(save_best_only=True)`` on ``val_accuracy`` (``keep="best"``):
+  the exported ``model.keras`` is the best epoch's;
 * ``keras.callbacks.BackupAndRestore`` (``RUN_DIR/backup``): a killed run continues with
   ``--resume`` at the right epoch with its weights and optimizer state (step counter included,
   so the learning-rate schedule continues too);
@@ -14,19 +22,22 @@ The book's "stop, then restart from a checkpoint at epoch E with a new learning 
 ``from_checkpoint=CKPT, initial_epoch=E, optim=OptimConfig(lr=NEW, ...)``: weights and momentum
 come from the checkpoint, the schedule is new and runs from epoch E to ``epochs``.
 
-Mixed precision and XLA are switched on when TensorFlow sees a GPU (both can be forced either way).
+The run state (``config.json``) is :class:`featx.train_config.TrainConfig` resolved for this
+machine plus what the run learnt; see that module.
+
+Mixed precision and XLA are decided by :func:`featx.accel.resolve_accel` (on with a GPU; both can
+be forced either way).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from featx import __version__
-from featx.errors import FeatxError, OutputExistsError
-from featx.optim import OptimConfig
+from featx.errors import FeatxError, OutputExistsError, ParameterError
 from featx.outputs import (
     check_not_input,
     check_overwritable,
@@ -34,57 +45,15 @@ from featx.outputs import (
     output_lock,
     write_error,
 )
-from featx.preprocess.augment import Augment
 from featx.rundir import CONFIG_SCHEMA, RunDir
+from featx.train_config import TrainConfig
 from featx.utils import atomic_write_json
 
-#: Keys of the run config that may differ when a run is resumed.
-_RESUME_FREE = {"xla", "status", "params", "train_seconds", "finished", "segments", "created", "featx_version",
-                "device", "files", "warnings", "epochs_done", "train_images_per_second", "schema"}
-#: Keys that must match when a new segment restarts from a checkpoint in the same run folder.
+__all__ = ["TrainConfig", "TrainResult", "apply_l2", "train"]
+
+#: Run-state keys that must match when a new segment restarts from a checkpoint in the same folder.
 _SEGMENT_FIXED = ("model", "input_size", "classes", "label_names", "train", "mixed_precision")
-
-
-@dataclass
-class TrainConfig:
-    """Parameters of one training run (validated by :meth:`check`)."""
-
-    model: str
-    train: str
-    out: str
-    val: str | None = None
-    input_size: int | None = None  # None: the model's canonical size
-    epochs: int = 10
-    batch_size: int = 64
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    l2: float | None = None  # None: the model's own default
-    augment: Augment = field(default_factory=Augment)
-    checkpoint_every: int = 5
-    seed: int = 42
-    mixed_precision: bool | None = None  # None: on with a GPU
-    xla: bool | None = None  # None: on with a GPU
-    mean: str | None = None  # a mean.json to use instead of the train file's means
-    from_checkpoint: str | None = None
-    initial_epoch: int = 0
-    model_kwargs: dict = field(default_factory=dict)
-
-    def check(self) -> None:
-        if self.epochs < 1:
-            raise FeatxError(f"--epochs must be >= 1. Received: {self.epochs}")
-        if self.batch_size < 1:
-            raise FeatxError(f"--batch-size must be >= 1. Received: {self.batch_size}")
-        if self.checkpoint_every < 1:
-            raise FeatxError(f"--checkpoint-every must be >= 1. Received: {self.checkpoint_every}")
-        if self.l2 is not None and self.l2 < 0:
-            raise FeatxError(f"--l2 must be >= 0. Received: {self.l2}")
-        if self.initial_epoch < 0 or self.initial_epoch >= self.epochs:
-            raise FeatxError(
-                f"--initial-epoch must be in [0, --epochs). Received: {self.initial_epoch} with --epochs {self.epochs}"
-            )
-        if self.initial_epoch and not self.from_checkpoint:
-            raise FeatxError("--initial-epoch needs --from-checkpoint (the weights to start epoch E from)")
-        if self.from_checkpoint and not Path(self.from_checkpoint).is_file():
-            raise FeatxError(f"--from-checkpoint {self.from_checkpoint} does not exist")
+_BEST = "best.weights.h5"
 
 
 @dataclass
@@ -103,6 +72,9 @@ class TrainResult:
     resumed_from: int | None = None
     warnings: list[str] = field(default_factory=list)
     device: str = "cpu"
+    strategy: str = "one"
+    replicas: int = 1
+    kept_epoch: int | None = None
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -112,7 +84,7 @@ def _model_info(name: str):
     try:
         return scratch_models.get_model_info(name)
     except ValueError as e:
-        raise FeatxError(str(e)) from None
+        raise ParameterError("model", str(e)) from None
 
 
 def _open_images(path: str, role: str):
@@ -148,41 +120,18 @@ def _warn(warnings: list, on_warning, msg: str) -> None:
         on_warning(msg)
 
 
-def _gpu_available() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def _resolved(cfg: TrainConfig, info, classes, label_names, mean_rgb, image_size, rows, gpu) -> dict:
-    d = asdict(cfg)
-    d.pop("out")
-    d["optim"] = cfg.optim.to_dict()
-    d["augment"] = cfg.augment.to_dict()
-    d["train"] = str(Path(cfg.train).resolve())
-    d["val"] = None if cfg.val is None else str(Path(cfg.val).resolve())
-    d["from_checkpoint"] = None if cfg.from_checkpoint is None else str(Path(cfg.from_checkpoint).resolve())
-    d["mean"] = None if cfg.mean is None else str(Path(cfg.mean).resolve())
-    d["input_size"] = int(cfg.input_size or info.input_size)
-    d["mixed_precision"] = bool(gpu if cfg.mixed_precision is None else cfg.mixed_precision)
-    d["xla"] = bool(gpu if cfg.xla is None else cfg.xla)
-    return {
-        "schema": CONFIG_SCHEMA,
-        "featx_version": __version__,
-        **d,
-        "classes": classes,
-        "label_names": list(label_names),
-        "mean_rgb": [float(m) for m in mean_rgb],
-        "image_size": list(image_size),
-        "train_rows": rows["train"],
-        "val_rows": rows["val"],
-        "feature_layer": info.feature_layer,
-    }
+def _identity(state: dict, cfg_keys) -> dict:
+    """The part of a run state that a resumed run must share: the config's identity, the data and
+    the number of replicas (it sets the global batch and the learning rate)."""
+    return {k: state.get(k) for k in (*cfg_keys, *_DATA_KEYS, "replicas")}
 
 
-def _diff(old: dict, new: dict, skip=_RESUME_FREE) -> list[str]:
-    keys = (set(old) | set(new)) - set(skip)
-    return sorted(k for k in keys if old.get(k) != new.get(k))
+_DATA_KEYS = ("classes", "label_names", "mean_rgb", "image_size", "train_rows", "val_rows", "feature_layer")
+
+
+def _diff(old: dict, new: dict, cfg_keys) -> list[str]:
+    a, b = _identity(old, cfg_keys), _identity(new, cfg_keys)
+    return sorted(k for k in b if a[k] != b[k])
 
 
 def _clean(run: RunDir) -> None:
@@ -192,18 +141,18 @@ def _clean(run: RunDir) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _plan(run: RunDir, new: dict, *, resume: bool, overwrite: bool) -> tuple[str, dict | None]:
-    """What to do with the run folder: ("new" | "resume" | "segment" | "complete", old config)."""
+def _plan(run: RunDir, new: dict, cfg_keys, *, resume: bool, overwrite: bool) -> tuple[str, dict | None]:
+    """What to do with the run folder: ("new" | "resume" | "segment" | "complete", old state)."""
     if not run.config.exists():
         if resume and not run.backup.exists():
-            raise FeatxError(f"--resume: {run.root} holds no run to resume (no config.json)")
+            raise FeatxError(f"`resume`: {run.root} holds no run to resume (no config.json)")
         _clean(run)
         return "new", None
     old = run.read_config()
     if overwrite:
         _clean(run)
         return "new", None
-    diff = _diff(old, new)
+    diff = _diff(old, new, cfg_keys)
     if not diff:
         if old.get("status") == "finished" and run.model.exists():
             return "complete", old
@@ -211,7 +160,7 @@ def _plan(run: RunDir, new: dict, *, resume: bool, overwrite: bool) -> tuple[str
             at = run.backup_epoch()
             where = f" (last backup after epoch {at})" if at is not None else ""
             raise OutputExistsError(
-                f"{run.root} holds an unfinished run{where}: pass --resume to continue it, or --overwrite to start over"
+                f"{run.root} holds an unfinished run{where}: pass `resume` to continue it, or `overwrite` to start over"
             )
         return "resume", old
     if new.get("from_checkpoint") and not resume:
@@ -219,14 +168,15 @@ def _plan(run: RunDir, new: dict, *, resume: bool, overwrite: bool) -> tuple[str
         if fixed:
             raise OutputExistsError(
                 f"{run.root} holds a run with another {', '.join(fixed)}; restart from a checkpoint into the "
-                "same folder only with the same model, data and input size (or use another -o)"
+                "same folder only with the same model, data and input size (or use another `out`)"
             )
         shutil.rmtree(run.backup, ignore_errors=True)  # the old segment's state is replaced
+        (run.checkpoints / _BEST).unlink(missing_ok=True)
         run.model.unlink(missing_ok=True)
         return "segment", old
     raise OutputExistsError(
         f"{run.root} holds a run made with other parameters (differs in: {', '.join(diff)}); "
-        "use another -o, --overwrite to start over, or --from-checkpoint to continue with new settings"
+        "use another `out`, `overwrite` to start over, or `from_checkpoint` to continue with new settings"
     )
 
 
@@ -240,7 +190,8 @@ def _result(run: RunDir, conf: dict, *, reused: bool, resumed_from=None, warning
         config_path=run.config, initial_epoch=int(conf.get("initial_epoch", 0)),
         epochs=len(hist.get("epoch", [])), train_seconds=float(conf.get("train_seconds") or 0.0),
         params=int(conf.get("params") or 0), last=last, reused=reused, resumed_from=resumed_from,
-        warnings=list(warnings), device=conf.get("device", "cpu"),
+        warnings=list(warnings), device=conf.get("device", "cpu"), strategy=conf.get("strategy", "one"),
+        replicas=int(conf.get("replicas") or 1), kept_epoch=conf.get("kept_epoch"),
     )
 
 
@@ -290,6 +241,20 @@ def _export(model, path: Path) -> int:
     return path.stat().st_size
 
 
+def _best_epoch(hist: dict, after: int, upto: int | None = None) -> tuple[int | None, float | None]:
+    """(1-based epoch, value) of the first maximum of ``val_accuracy`` (ModelCheckpoint's ``>``)
+    over the epochs ``after < epoch <= upto`` (this segment's)."""
+    vals = hist.get("val_accuracy") or []
+    epochs = hist.get("epoch") or []
+    best = (None, None)
+    for e, v in zip(epochs, vals, strict=False):
+        if v is None or e <= after or (upto is not None and e > upto):
+            continue
+        if best[1] is None or v > best[1]:
+            best = (e, v)
+    return best
+
+
 # ---------------------------------------------------------------------------------------- train
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, verbose: int | str = 2,
           on_warning=None) -> TrainResult:
@@ -298,7 +263,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, ve
     ``verbose`` is Keras' (0, 1, 2, "auto"); ``on_warning(msg)`` is called as soon as a warning
     arises (they are also listed in the result and in config.json).
     """
-    cfg.check()
+    if cfg.from_checkpoint and not Path(cfg.from_checkpoint).is_file():
+        raise ParameterError("from_checkpoint", f"from_checkpoint {cfg.from_checkpoint} does not exist")
     info = _model_info(cfg.model)
     run = RunDir.of(cfg.out)
     _check_output(cfg, run, overwrite=overwrite)
@@ -321,54 +287,104 @@ def _check_output(cfg: TrainConfig, run: RunDir, *, overwrite: bool) -> None:
 
 
 def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool, verbose, on_warning) -> TrainResult:
+    from featx.accel import resolve_accel
+    from featx.distribute import configure_cpu_devices, resolve_strategy
+    from featx.train_config import identity_keys
+
     warnings: list[str] = []
-    tr = _open_images(cfg.train, "--train")
+    configure_cpu_devices(cfg.cpu_devices)  # before anything initialises TensorFlow's devices
+    tr = _open_images(cfg.train, "train")
     va = None
     try:
         if cfg.val:
-            va = _open_images(cfg.val, "--val")
+            va = _open_images(cfg.val, "val")
             if va.label_names != tr.label_names:
                 raise FeatxError(
-                    f"--val labels {va.label_names} differ from --train labels {tr.label_names}; "
+                    f"val labels {va.label_names} differ from train labels {tr.label_names}; "
                     "use splits written by one featx build"
                 )
             if va.row_shape != tr.row_shape:
-                raise FeatxError(f"--val images are {va.row_shape}, --train images {tr.row_shape}; they must match")
+                raise FeatxError(f"val images are {va.row_shape}, train images {tr.row_shape}; they must match")
         if tr.num_classes < 2:
             raise FeatxError(f"{cfg.train} has {tr.num_classes} class; training needs at least 2")
         from featx.preprocess.mean import load_mean
 
         mean_rgb = load_mean(tr, cfg.mean)
-        gpu = _gpu_available()
-        conf = _resolved(cfg, info, tr.num_classes, tr.label_names, mean_rgb, tr.row_shape[:2],
-                         {"train": len(tr), "val": len(va) if va is not None else 0}, gpu)
-        size, (h, w) = conf["input_size"], tr.row_shape[:2]
+        accel = resolve_accel(cfg.mixed_precision, cfg.xla)
+        dist = resolve_strategy(cfg.strategy)
+        rcfg = cfg.resolve(input_size=info.input_size, accel=accel, strategy=dist.name)
+        state = {
+            "schema": CONFIG_SCHEMA,
+            "featx_version": __version__,
+            **rcfg.to_dict(),
+            "classes": tr.num_classes,
+            "label_names": list(tr.label_names),
+            "mean_rgb": [float(m) for m in mean_rgb],
+            "image_size": list(tr.row_shape[:2]),
+            "train_rows": len(tr),
+            "val_rows": len(va) if va is not None else 0,
+            "feature_layer": info.feature_layer,
+            "replicas": dist.replicas,
+            "devices": list(dist.devices),
+            "global_batch_size": cfg.batch_size * dist.replicas,
+            "lr_scaled": cfg.optim.lr * rcfg.lr_factor(dist.replicas),
+        }
+        size, (h, w) = rcfg.input_size, tr.row_shape[:2]
         if size < info.min_input_size:
-            raise FeatxError(f"--input-size {size} is below {cfg.model}'s minimum of {info.min_input_size}px")
+            raise ParameterError("input_size",
+                                 f"input_size {size} is below {cfg.model}'s minimum of {info.min_input_size}px")
         if h < size or w < size:
-            raise FeatxError(
+            raise ParameterError(
+                "input_size",
                 f"stored images are {h}x{w}px, smaller than the {size}px network input; rebuild with "
-                f"featx build --size {size} (or larger) or pass --input-size {min(h, w)}"
+                f"featx build --size {size} (or larger) or pass `input_size` {min(h, w)}",
             )
         if min(h, w) > 2 * size:
             _warn(warnings, on_warning,
                 f"stored images ({h}x{w}px) are much larger than the {size}px input: random crops see a small "
-                f"part of each image; build with --size ~{int(size * 1.15)} or pass a larger --input-size"
+                f"part of each image; build with --size ~{int(size * 1.15)} or pass a larger `input_size`"
             )
-        plan, old = _plan(run, conf, resume=resume, overwrite=overwrite)
+        plan, old = _plan(run, state, identity_keys(), resume=resume, overwrite=overwrite)
         if plan == "complete":
             return _result(run, old, reused=True, warnings=warnings)
-        return _fit(cfg, conf, run, tr, va, plan, old, gpu, warnings, verbose)
+        return _fit(rcfg, state, dist, run, tr, va, plan, old, accel.gpus > 0, warnings, verbose)
     finally:
         tr.close()
         if va is not None:
             va.close()
 
 
-def _fit(cfg, conf, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> TrainResult:
+def _callbacks(cfg: TrainConfig, run: RunDir, tr, va, conf: dict, plan: str, resumed_from):
     import keras
 
-    from featx.callbacks import EpochCheckpoint, TrainingMonitor
+    from featx.callbacks import EpochCheckpoint, PreciseBN, TrainingMonitor
+    from featx.callbacks.training_monitor import load_history
+    from featx.preprocess.pipeline import batchnorm_dataset
+
+    callbacks = [TrainingMonitor(run.curves, run.history, title=f"{cfg.model} ({run.root.name})")]
+    if cfg.precise_bn_images:
+        ds, steps = batchnorm_dataset(tr, conf["global_batch_size"], cfg.input_size, images=cfg.precise_bn_images,
+                                      seed=cfg.seed + 7919)
+        callbacks.append(PreciseBN(ds, steps))
+    callbacks.append(EpochCheckpoint(run.checkpoints, every=cfg.checkpoint_every))
+    if cfg.keep == "best" and va is not None:
+        threshold = None
+        if plan == "resume" and resumed_from:
+            threshold = _best_epoch(load_history(run.history), cfg.initial_epoch, upto=resumed_from)[1]
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(run.checkpoints / _BEST), monitor="val_accuracy", mode="max", save_best_only=True,
+            save_weights_only=True, initial_value_threshold=threshold, verbose=0,
+        ))
+    # the backup (the resume point) is written last, after the epoch's history and checkpoints
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True))
+    return callbacks
+
+
+def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> TrainResult:
+    import keras
+
+    from featx.callbacks.training_monitor import load_history
     from featx.optim import carry_slots, make_optimizer
     from featx.preprocess.pipeline import eval_dataset, steps_per_epoch, train_dataset
 
@@ -384,49 +400,53 @@ def _fit(cfg, conf, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> T
     resumed_from = run.backup_epoch() if plan == "resume" else None
     data_epoch = resumed_from if resumed_from is not None else cfg.initial_epoch
     keras.utils.set_random_seed(cfg.seed)
-    steps = steps_per_epoch(len(tr), cfg.batch_size)
-    train_ds = train_dataset(tr, cfg.batch_size, conf["input_size"], augment=cfg.augment, seed=cfg.seed,
-                             initial_epoch=data_epoch)
-    val_ds = eval_dataset(va, cfg.batch_size, conf["input_size"]) if va is not None else None
+    batch, classes = conf["global_batch_size"], conf["classes"]
+    steps = steps_per_epoch(len(tr), batch)
+    train_ds = train_dataset(tr, batch, cfg.input_size, augment=cfg.augment, seed=cfg.seed, initial_epoch=data_epoch,
+                             classes=classes)
+    val_ds = eval_dataset(va, batch, cfg.input_size, classes=classes) if va is not None else None
 
     previous_policy = keras.config.dtype_policy()
-    if conf["mixed_precision"]:
+    if cfg.mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        model = _build_model(cfg, conf)
-        old_opt = model.optimizer if cfg.from_checkpoint else None
-        optimizer = make_optimizer(cfg.optim, steps_per_epoch=steps, epochs=cfg.epochs, start_epoch=cfg.initial_epoch)
-        if old_opt is not None and plan != "resume":
-            carry_slots(getattr(old_opt, "inner_optimizer", old_opt), optimizer, model.trainable_variables)
-        model.compile(
-            optimizer=optimizer,
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            jit_compile=conf["xla"],
-        )
+        with dist.strategy.scope():
+            model = _build_model(cfg, conf)
+            old_opt = model.optimizer if cfg.from_checkpoint else None
+            optimizer = make_optimizer(cfg.optim.scaled(cfg.lr_factor(dist.replicas)), steps_per_epoch=steps,
+                                       epochs=cfg.epochs, start_epoch=cfg.initial_epoch)
+            if old_opt is not None and plan != "resume":
+                carry_slots(getattr(old_opt, "inner_optimizer", old_opt), optimizer, model.trainable_variables)
+            model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                metrics=["accuracy"],
+                jit_compile=cfg.xla,
+            )
     finally:
         keras.config.set_dtype_policy(previous_policy)
     conf["params"] = int(model.count_params())
     atomic_write_json(run.config, conf)
 
-    # the backup (the resume point) is written last, after the epoch's history and checkpoint
-    callbacks = [
-        TrainingMonitor(run.curves, run.history, title=f"{cfg.model} ({run.root.name})"),
-        EpochCheckpoint(run.checkpoints, every=cfg.checkpoint_every),
-        keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True),
-    ]
+    callbacks = _callbacks(cfg, run, tr, va, conf, plan, resumed_from)
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=cfg.initial_epoch,
               callbacks=callbacks, verbose=verbose, shuffle=False)  # the reader shuffles
 
-    from featx.callbacks.training_monitor import load_history
-
     hist = load_history(run.history)
+    done = len(hist.get("epoch", []))
+    kept = done
+    best_path = run.checkpoints / _BEST
+    if cfg.keep == "best" and va is not None and best_path.exists():
+        kept = _best_epoch(hist, cfg.initial_epoch)[0] or done
+        if kept != done:
+            with dist.strategy.scope():
+                model.load_weights(best_path)
     seconds = float(sum(s for s in hist.get("seconds", []) if s))
     size_bytes = _export(model, run.model)
-    done = len(hist.get("epoch", []))
     conf.update(
         status="finished", epochs_done=done, train_seconds=round(seconds, 3),
         train_images_per_second=round(len(tr) * done / seconds, 2) if seconds > 0 else None,
+        kept_epoch=kept, kept_by="val_accuracy" if cfg.keep == "best" and va is not None else "last epoch",
         files={"model": run.model.name, "history": run.history.name, "curves": run.curves.name,
                "mean": run.mean.name, "checkpoints": run.checkpoints.name, "model_size_bytes": size_bytes},
         warnings=warnings,

@@ -7,7 +7,15 @@ Measures, side by side in one run, on a synthetic images store written with the 
 * the MiniGoogLeNet training step at 32x32 on in-memory tensors (no input pipeline), images/s;
 * their ratio (target >= 3: the pipeline feeds the model with room to spare);
 * ten-crop over single-crop evaluation time on the same rows (target <= 11: 10x the forward work,
-  but one forward pass per batch, no per-image calls).
+  but one forward pass per batch, no per-image calls);
+* precise BN: images/s of the BatchNorm recomputation pass over the training step's (its cost
+  relative to training on as many images);
+* distribution: with the CPU split into ``--cpu-devices`` logical devices (a testing aid, the
+  devices share the cores), ``model.fit`` images/s of MiniGoogLeNet under ``--strategy one`` and
+  ``--strategy mirrored`` (same per-replica batch), honestly: on one CPU mirrored is not faster;
+* GPU mode (only when TensorFlow sees a GPU; otherwise reported as not run): MiniGoogLeNet (32 px)
+  and DeeperGoogLeNet (64 px) ``model.fit`` images/s with mixed precision + XLA, under the
+  strategy ``auto`` picks, and the input pipeline at the same size over that (target >= 3).
 
     python scripts/bench_train.py            # prints JSON
     python scripts/bench_train.py --rows 4096 --train-steps 20
@@ -68,6 +76,96 @@ def bench_ten_crop(model, reader, size, batch):
     return single, ten
 
 
+def bench_fit(model_name, strategy, global_batch, size, classes, steps, *, mixed_precision=False, xla=False):
+    """``model.fit`` images/s on one in-memory batch repeated (no input pipeline), under ``strategy``."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import scratch_models
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (global_batch, size, size, 3)).astype("float32")
+    y = np.eye(classes, dtype="float32")[rng.integers(0, classes, global_batch)]
+    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        with strategy.scope():
+            model = scratch_models.create_model(model_name, input_shape=(size, size, 3), classes=classes)
+            model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "categorical_crossentropy", jit_compile=xla)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace + warm up
+    t0 = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * global_batch / (time.perf_counter() - t0), model
+
+
+def bench_precise_bn(model, reader, batch, size, images):
+    from featx.callbacks.precise_bn import recompute_batchnorm
+    from featx.preprocess.pipeline import batchnorm_dataset
+
+    ds, steps = batchnorm_dataset(reader, batch, size, images=images)
+    recompute_batchnorm(model, ds, 1)  # warm up
+    t0 = time.perf_counter()
+    n = recompute_batchnorm(model, ds, steps)
+    return n * batch / (time.perf_counter() - t0)
+
+
+def bench_distribution(batch, size, classes, steps, cpu_devices):
+    import tensorflow as tf
+
+    from featx.distribute import resolve_strategy
+
+    one = resolve_strategy("one")
+    mirrored = resolve_strategy("mirrored")
+    one_ips, _ = bench_fit("minigooglenet", one.strategy, batch, size, classes, steps)
+    mir_ips, _ = bench_fit("minigooglenet", mirrored.strategy, batch * mirrored.replicas, size, classes, steps)
+    return {
+        "cpu_devices": cpu_devices,
+        "logical_cpu_devices": len(tf.config.list_logical_devices("CPU")),
+        "model": "minigooglenet", "input_size": size, "batch_size_per_replica": batch,
+        "one_device_fit_images_per_second": round(one_ips, 1),
+        "mirrored_replicas": mirrored.replicas,
+        "mirrored_global_batch_size": batch * mirrored.replicas,
+        "mirrored_fit_images_per_second": round(mir_ips, 1),
+        "mirrored_over_one_device": round(mir_ips / one_ips, 2),
+        "note": "logical CPU devices share the same cores: this checks that the mirrored path runs and what its "
+                "overhead is, not a speed-up; on GPUs each replica has its own device",
+    }
+
+
+def bench_gpu(a, classes):
+    """MiniGoogLeNet / DeeperGoogLeNet fit images/s with mixed precision + XLA, and the pipeline ratio."""
+    import tensorflow as tf
+
+    from featx.distribute import resolve_strategy
+    from featx.preprocess.augment import Augment
+    from featx.store import open_store
+    from featx.synthetic import write_synthetic_store
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return {"run": False, "why": "not run: TensorFlow sees no GPU on this machine"}
+    dist = resolve_strategy("auto")
+    out = {"run": True, "gpus": len(gpus), "strategy": dist.name, "replicas": dist.replicas, "models": {}}
+    for name, size in (("minigooglenet", 32), ("deepergooglenet", 64)):
+        batch = a.batch_size * dist.replicas
+        ips, _ = bench_fit(name, dist.strategy, batch, size, classes, a.gpu_steps, mixed_precision=True, xla=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            p = write_synthetic_store(Path(tmp) / "t.h5", a.rows, size + 4, classes, seed=0)
+            with open_store(p) as r:
+                pipe = bench_pipeline(r, batch, size, Augment.preset_named("book"))
+        out["models"][name] = {
+            "input_size": size, "global_batch_size": batch, "mixed_precision": True, "xla": True,
+            "fit_images_per_second": round(ips, 1), "pipeline_images_per_second": round(pipe, 1),
+            "pipeline_over_train_step": round(pipe / ips, 2), "pipeline_over_train_step_ok": pipe / ips >= 3,
+        }
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=2048, help="rows in the synthetic train store")
@@ -76,8 +174,14 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--train-steps", type=int, default=10, help="timed training steps")
     ap.add_argument("--eval-rows", type=int, default=256, help="rows for the ten-crop/single-crop timing")
+    ap.add_argument("--cpu-devices", type=int, default=2, help="logical CPU devices for the mirrored measurement")
+    ap.add_argument("--dist-steps", type=int, default=8, help="timed fit steps per strategy")
+    ap.add_argument("--gpu-steps", type=int, default=50, help="timed fit steps per model in GPU mode")
     a = ap.parse_args()
 
+    from featx.distribute import configure_cpu_devices
+
+    configure_cpu_devices(a.cpu_devices)  # before TensorFlow initialises its devices
     import tensorflow as tf
 
     from featx.preprocess.augment import Augment
@@ -90,11 +194,16 @@ def main():
         eval_path = write_synthetic_store(Path(tmp) / "eval.h5", a.eval_rows, a.size, classes, seed=1, compute_mean=False)
         with open_store(train_path) as r:
             mean = r.mean_rgb
-            pipe_aug = bench_pipeline(r, a.batch_size, a.input_size, Augment())
-            pipe_plain = bench_pipeline(r, a.batch_size, a.input_size, Augment(enabled=False))
+            pipe_aug = bench_pipeline(r, a.batch_size, a.input_size, Augment.preset_named("book"))
+            pipe_light = bench_pipeline(r, a.batch_size, a.input_size, Augment.preset_named("light"))
+            pipe_plain = bench_pipeline(r, a.batch_size, a.input_size, Augment.preset_named("none"))
         step_ips, model = bench_train_step("minigooglenet", a.batch_size, a.input_size, classes, a.train_steps, mean)
         with open_store(eval_path) as r:
             single_s, ten_s = bench_ten_crop(model, r, a.input_size, a.batch_size)
+        with open_store(train_path) as r:
+            bn_ips = bench_precise_bn(model, r, a.batch_size, a.input_size, images=a.batch_size * a.train_steps)
+    dist = bench_distribution(a.batch_size, a.input_size, classes, a.dist_steps, a.cpu_devices)
+    gpu = bench_gpu(a, classes)
 
     ratio = pipe_aug / step_ips
     ten_ratio = ten_s / single_s
@@ -106,6 +215,8 @@ def main():
         "tensorflow": tf.__version__,
         "rows": a.rows, "stored_size": a.size, "input_size": a.input_size, "batch_size": a.batch_size,
         "pipeline_images_per_second": round(pipe_aug, 1),
+        "pipeline_augment": "book",
+        "pipeline_light_augment_images_per_second": round(pipe_light, 1),
         "pipeline_no_augment_images_per_second": round(pipe_plain, 1),
         "train_step_images_per_second": round(step_ips, 1),
         "pipeline_over_train_step": round(ratio, 2),
@@ -117,6 +228,10 @@ def main():
         "ten_crop_over_single_crop": round(ten_ratio, 2),
         "ten_crop_over_single_crop_target": "<= 11",
         "ten_crop_over_single_crop_ok": ten_ratio <= 11,
+        "precise_bn_images_per_second": round(bn_ips, 1),
+        "precise_bn_cost_over_training_same_images": round(step_ips / bn_ips, 3),
+        "distribution": dist,
+        "gpu_mode": gpu,
     }, indent=2))
 
 

@@ -45,16 +45,37 @@ def _tiny_args(stores, run, *extra):
             "--input-size", "16", "--batch-size", "16", "--no-progress", *extra]
 
 
-# ------------------------------------------------------------------------------ learning
-def test_minigooglenet_two_epochs_fills_run_dir(stores, tmp_path):
+_MINI = ("--input-size", "16", "--epochs", "2", "--batch-size", "16", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def mini_one(stores, tmp_path_factory):
+    """MiniGoogLeNet, 2 epochs, one device, default settings (precise BN, keep best): (run, output)."""
+    run = tmp_path_factory.mktemp("mini") / "one"
+    res = _invoke(["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
+                   "--checkpoint-every", "1", *_MINI])
+    return run, res
+
+
+def _val_accuracy(run, store, size=16):
     import keras
 
     from featx.store import open_store
 
-    run = tmp_path / "mini"
-    res = _invoke(["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
-                   "--input-size", "16", "--epochs", "2", "--batch-size", "16", "--checkpoint-every", "1",
-                   "--no-progress"])
+    model = keras.saving.load_model(Path(run) / "model.keras")
+    with open_store(store) as r:
+        x, y = r.load()
+    o = (x.shape[1] - size) // 2
+    return float((model.predict(x[:, o:o + size, o:o + size].astype(np.float32), verbose=0).argmax(1) == y).mean())
+
+
+# ------------------------------------------------------------------------------ learning
+def test_minigooglenet_two_epochs_fills_run_dir(stores, mini_one):
+    import keras
+
+    from featx.store import open_store
+
+    run, res = mini_one
     assert res.exit_code == 0, res.output
     assert "trained minigooglenet" in res.output and str(run / "model.keras") in res.output
     for name in ("model.keras", "history.json", "curves.png", "config.json", "mean.json",
@@ -66,10 +87,11 @@ def test_minigooglenet_two_epochs_fills_run_dir(stores, tmp_path):
     assert hist["epoch"] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(hist)
     assert hist["lr"][0] == pytest.approx(0.01) and hist["lr"][1] == pytest.approx(0.005)  # linear decay
-    # 12 steps fit the training data (training-mode accuracy; BatchNorm's moving averages, momentum
-    # 0.99, need more steps before inference-mode accuracy follows: see the tiny-CNN test below)
+    # 12 steps fit the training data (training-mode accuracy; precise BN makes the saved model follow)
     assert hist["loss"][1] < hist["loss"][0] and hist["accuracy"][1] >= 0.7
     assert conf["status"] == "finished" and conf["model"] == "minigooglenet" and conf["input_size"] == 16
+    assert conf["strategy"] == "one" and conf["replicas"] == 1 and conf["global_batch_size"] == 16
+    assert conf["keep"] == "best" and conf["kept_epoch"] in (1, 2) and conf["augment"]["preset"] == "light"
     assert conf["label_names"] == ["class0", "class1", "class2"] and conf["classes"] == 3
     assert conf["train_seconds"] == pytest.approx(sum(hist["seconds"]), rel=1e-3)
     assert conf["params"] > 1_000_000 and conf["files"]["model_size_bytes"] == (run / "model.keras").stat().st_size
@@ -117,19 +139,15 @@ _KILLABLE = textwrap.dedent(
 )
 
 
-def test_killed_run_resumes_at_the_right_epoch_with_optimizer_state(stores, tmp_path):
-    import keras
-
-    register_tiny()
-    run = tmp_path / "killed"
-    args = _tiny_args(stores, run, "--epochs", "5", "--checkpoint-every", "1", "--optimizer", "adam")
+def _kill_mid_run(tmp_path, run, args):
+    """Start ``featx ARGS`` in a subprocess with slowed epochs; SIGKILL it after its first backup."""
     script = tmp_path / "killable.py"
     script.write_text(_KILLABLE.format(root=str(TESTS.parent)))
     meta = run / "backup" / "training_metadata.json"
     proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 180
         while not meta.exists():
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.time() < deadline, "no backup written in time"
@@ -140,6 +158,16 @@ def test_killed_run_resumes_at_the_right_epoch_with_optimizer_state(stores, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return script
+
+
+def test_killed_run_resumes_at_the_right_epoch_with_optimizer_state(stores, tmp_path):
+    import keras
+
+    register_tiny()
+    run = tmp_path / "killed"
+    args = _tiny_args(stores, run, "--epochs", "5", "--checkpoint-every", "1", "--optimizer", "adam")
+    _kill_mid_run(tmp_path, run, args)
     done = len(_history(run)["epoch"])
     assert 1 <= done < 5, "the run must be killed mid-way"
     assert not (run / "model.keras").exists()
@@ -182,6 +210,89 @@ def test_restart_from_checkpoint_with_new_lr_keeps_earlier_history(stores, tmp_p
     conf = _config(run)
     assert [s["initial_epoch"] for s in conf["segments"]] == [0, 2]
     assert conf["optim"]["lr"] == 0.001 and conf["status"] == "finished"
+
+
+# ------------------------------------------------------------------------------ distribution
+@pytest.mark.timeout(600)  # two subprocesses that each start TensorFlow
+def test_mirrored_two_cpu_devices_resumes_after_sigkill_and_matches_one_device(stores, mini_one, tmp_path):
+    """--strategy mirrored over 2 logical CPU devices (subprocesses: the CPU must be split before
+    TensorFlow initialises its devices): 2 replicas recorded, killed after epoch 1, resumed."""
+    run = tmp_path / "mirrored"
+    base = ["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
+            "--input-size", "16", "--epochs", "2", "--batch-size", "8", "--no-progress"]
+    args = [*base, "--strategy", "mirrored", "--cpu-devices", "2"]
+    script = _kill_mid_run(tmp_path, run, args)
+    assert len(_history(run)["epoch"]) == 1 and not (run / "model.keras").exists()
+    # a resume on one device would change the global batch and the learning rate: refused
+    other = CliRunner().invoke(cli, [*base, "--resume"])
+    assert other.exit_code == 1 and "differs in: replicas, strategy" in other.output
+
+    p = subprocess.run([sys.executable, str(script), *args, "--resume"], capture_output=True, text=True,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "mirrored, 2 replicas" in p.stdout and "resumed after epoch 1" in p.stdout
+    conf = _config(run)
+    assert conf["strategy"] == "mirrored" and conf["replicas"] == 2 and conf["global_batch_size"] == 16
+    assert conf["devices"] == ["/device:CPU:0", "/device:CPU:1"] and conf["lr_scaled"] == pytest.approx(0.02)
+    assert _history(run)["epoch"] == [1, 2] and conf["status"] == "finished"
+    one, two = _val_accuracy(mini_one[0], stores["val"]), _val_accuracy(run, stores["val"])
+    assert two >= 0.8 and abs(one - two) <= 0.1, (one, two)
+
+
+# ------------------------------------------------------------------------------ short budgets
+def _train_mode_accuracy(model, x, y):
+    """Accuracy of ``model`` with BatchNorm in training mode (batch statistics), dropout off."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    return float((np.asarray(model(x, training=True)).argmax(1) == y).mean())
+
+
+def test_precise_bn_saved_model_scores_like_the_training_mode_network(stores, mini_one, tmp_path):
+    import keras
+
+    from featx.store import open_store
+
+    with open_store(stores["train"]) as r:
+        x, y = r.load()
+    x = x[:, 2:18, 2:18].astype(np.float32)  # the center crop the saved model is scored on
+    model = keras.saving.load_model(mini_one[0] / "model.keras")
+    saved = float((model.predict(x, verbose=0).argmax(1) == y).mean())
+    assert abs(saved - _train_mode_accuracy(model, x, y)) <= 0.01
+
+    unc = tmp_path / "uncorrected"
+    res = _invoke(["train", "minigooglenet", "--train", stores["train"], "-o", str(unc), *_MINI,
+                   "--precise-bn-images", "0", "--keep", "last"])
+    assert res.exit_code == 0, res.output
+    lagging = keras.saving.load_model(unc / "model.keras")
+    uncorrected = float((lagging.predict(x, verbose=0).argmax(1) == y).mean())
+    assert _train_mode_accuracy(lagging, x, y) >= 0.9, "the network itself has learnt"
+    assert saved >= uncorrected + 0.3, (saved, uncorrected)
+
+
+def _weights_equal(a, b) -> bool:
+    import keras
+
+    wa, wb = keras.saving.load_model(a).get_weights(), keras.saving.load_model(b).get_weights()
+    return len(wa) == len(wb) and all(np.array_equal(p, q) for p, q in zip(wa, wb, strict=True))
+
+
+def test_keep_best_saves_the_best_epoch_keep_last_the_last(stores, tmp_path):
+    register_tiny()
+    opts = ("--epochs", "3", "--lr", "0.1", "--schedule", "constant", "--checkpoint-every", "1")
+    best, last = tmp_path / "best", tmp_path / "last"
+    assert _invoke(_tiny_args(stores, best, *opts)).exit_code == 0
+    assert _invoke(_tiny_args(stores, last, *opts, "--keep", "last")).exit_code == 0
+    vals = _history(best)["val_accuracy"]
+    kept = _config(best)["kept_epoch"]
+    assert kept == 1 + vals.index(max(vals)), "the first epoch with the best val_accuracy (ModelCheckpoint's >)"
+    assert _config(best)["keep"] == "best" and _config(best)["kept_by"] == "val_accuracy"
+    assert _weights_equal(best / "model.keras", best / "checkpoints" / f"epoch_{kept:03d}.keras")
+    assert _val_accuracy(best, stores["val"]) == pytest.approx(max(vals))
+    assert _config(last)["kept_epoch"] == 3 and _config(last)["keep"] == "last"
+    assert _weights_equal(last / "model.keras", last / "checkpoints" / "epoch_003.keras")
 
 
 # ------------------------------------------------------------------------------ schedules / optimizers
@@ -234,12 +345,16 @@ def test_one_line_errors(stores, tmp_path):
 
     out = err(["train", TINY, "--train", stores["train"], "-o", str(tmp_path / "a"), "--input-size", "32"])
     assert "smaller than the 32px network input" in out and len(out.strip().splitlines()) == 1
+    assert out.startswith("Error: --input-size: stored images") and "or pass --input-size 20" in out
     assert "No such option" not in err(["train", "nosuchmodel", "--train", stores["train"], "-o", str(tmp_path)], 2)
     assert "drop epochs" in err(_tiny_args(stores, tmp_path / "b", "--schedule", "step"), 2)
     assert "no run to resume" in err(_tiny_args(stores, tmp_path / "c", "--resume"))
-    assert "--from-checkpoint" in err(_tiny_args(stores, tmp_path / "d", "--initial-epoch", "2"))
+    out = err(_tiny_args(stores, tmp_path / "d", "--initial-epoch", "2"), 2)  # library names, CLI flags
+    assert "Invalid value for '--initial-epoch': initial_epoch needs --from-checkpoint" in out
+    out = err(_tiny_args(stores, tmp_path / "d", "--strategy", "multiworker"), 2)
+    assert "keras-team/keras#20585" in out and "'--strategy'" in out and not (tmp_path / "d").exists()
     other = make_stores(tmp_path / "other", classes=4, n_train=8, n_val=8, n_test=8)
-    assert "differ from --train labels" in err(["train", TINY, "--train", stores["train"], "--val", other["val"],
+    assert "differ from train labels" in err(["train", TINY, "--train", stores["train"], "--val", other["val"],
                                                  "-o", str(tmp_path / "e"), "--input-size", "16"])
     assert "holds features" in err(["train", TINY, "--train", _features_file(tmp_path), "-o", str(tmp_path / "f")])
 

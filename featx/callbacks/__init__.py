@@ -3,12 +3,15 @@
 * :class:`TrainingMonitor` -- the book's TrainingMonitor: history JSON and loss/accuracy curves
   (PNG) rewritten after every epoch, trimmed at the start epoch when a run resumes;
 * :class:`EpochCheckpoint` -- the whole model (with optimizer state) every N epochs, written
-  atomically.
+  atomically;
+* :class:`PreciseBN` -- BatchNorm statistics recomputed on training batches before every
+  validation (precise BN).
 
 Killed-run resume itself uses Keras' own ``keras.callbacks.BackupAndRestore``.
 """
 
 from featx.callbacks.epoch_checkpoint import EpochCheckpoint
+from featx.callbacks.precise_bn import PreciseBN
 from featx.callbacks.training_monitor import TrainingMonitor
 
-__all__ = ["EpochCheckpoint", "TrainingMonitor"]
+__all__ = ["EpochCheckpoint", "PreciseBN", "TrainingMonitor"]

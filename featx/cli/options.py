@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import click
 
 from featx.constants import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from featx.errors import FeatxError, ParameterError
 
 
 def overwrite_option(f):
@@ -94,3 +97,42 @@ def say(msg: str) -> None:
 
 def warn(msg: str) -> None:
     click.secho(f"WARNING: {msg}", fg="yellow", err=True)
+
+
+# ------------------------------------------------------------------ library parameter names -> flags
+def flag_of(ctx: click.Context, param: str) -> str | None:
+    """The flag of the command's option whose name is ``param`` (the library's name), or None."""
+    for p in ctx.command.params:
+        if p.name == param and isinstance(p, click.Option):
+            return max(p.opts, key=len)
+    return None
+
+
+def with_flags(ctx: click.Context, message: str) -> str:
+    """``message`` with each backquoted parameter name (`input_size`) replaced by its flag."""
+    return re.sub(r"`(\w+)`", lambda m: flag_of(ctx, m.group(1)) or m.group(1), message)
+
+
+@contextmanager
+def parameter_errors(ctx: click.Context):
+    """Turn a :class:`ParameterError` raised while the options are checked into a usage error
+    naming the option's flag (exit 2)."""
+    try:
+        yield
+    except ParameterError as e:
+        flag, msg = flag_of(ctx, e.param), with_flags(ctx, str(e))
+        if flag:
+            raise click.BadParameter(msg, ctx=ctx, param_hint=f"'{flag}'") from None
+        raise click.UsageError(msg, ctx) from None
+
+
+@contextmanager
+def flag_names(ctx: click.Context):
+    """Show library errors raised while a command runs with flag names (one line, exit 1)."""
+    try:
+        yield
+    except ParameterError as e:
+        flag, msg = flag_of(ctx, e.param), with_flags(ctx, str(e))
+        raise click.ClickException(f"{flag}: {msg}" if flag else msg) from None
+    except FeatxError as e:
+        raise click.ClickException(with_flags(ctx, str(e))) from None

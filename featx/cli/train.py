@@ -1,4 +1,8 @@
-"""``featx train MODEL --train TRAIN.h5 [--val VAL.h5] -o RUN_DIR``."""
+"""``featx train MODEL --train TRAIN.h5 [--val VAL.h5] -o RUN_DIR``.
+
+Option names match :class:`featx.train_config.TrainConfig`'s fields (and :class:`OptimConfig`'s,
+:class:`Augment`'s), so a library error naming a parameter is shown with its flag.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,19 @@ import click
 from featx.cli.options import (
     LazyHelpOption,
     RegistryChoice,
+    flag_names,
     overwrite_option,
+    parameter_errors,
     progress_option,
     say,
     scratch_models_registry,
     seed_option,
     warn,
 )
+from featx.distribute import STRATEGIES
 from featx.optim import OPTIMIZERS, SCHEDULES
+from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
+from featx.train_config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES
 
 
 def _input_size_help() -> str:
@@ -33,29 +42,50 @@ def _drops(ctx, param, value):
 
 @click.command("train")
 @click.argument("model", type=RegistryChoice(scratch_models_registry))
-@click.option("--train", "train_path", type=click.Path(dir_okay=False), required=True, help="Images file (featx build).")
-@click.option("--val", "val_path", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@click.option("--train", type=click.Path(dir_okay=False), required=True, help="Images file (featx build).")
+@click.option("--val", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
+@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
 @click.option("--input-size", cls=LazyHelpOption, type=click.IntRange(min=1), default=None, help_fn=_input_size_help)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, help="Total epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64)
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", help="SGD with momentum, or Adam.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, help="Initial learning rate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Batch size per replica (device).")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",
+              help="auto: mirrored with more than one GPU, else one device; mirrored: tf.distribute.MirroredStrategy "
+                   "over the local GPUs; multiworker: refused (Keras 3 bug keras-team/keras#20585).")
+@click.option("--lr-scaling/--no-lr-scaling", default=True, help="Multiply --lr by the number of replicas.")
+@click.option("--cpu-devices", type=click.IntRange(min=1), default=None,
+              help="Testing aid: split the CPU into N logical devices (e.g. to try --strategy mirrored without GPUs).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", help="SGD with momentum, Adam or AdamW.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, help="Initial learning rate (per replica).")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, help="SGD momentum.")
 @click.option("--nesterov", is_flag=True, help="Nesterov momentum (SGD).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
+              help="AdamW's decoupled weight decay [default: Keras' 0.004].")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="poly",
               help="poly: polynomial decay to 0 (--power 1 = linear); step: x--drop-factor at --drops; constant.")
 @click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, help="Polynomial decay power.")
 @click.option("--drops", callback=_drops, default=None, help="Epochs where --schedule step drops the rate, e.g. 20,40.")
-@click.option("--drop-factor", type=click.FloatRange(0, 1, min_open=True), default=0.1, help="Step schedule factor.")
+@click.option("--drop-factor", "factor", type=click.FloatRange(0, 1, min_open=True), default=0.1,
+              help="Step schedule factor.")
 @click.option("--l2", type=click.FloatRange(min=0), default=None, help="L2 weight decay on kernels [default: the model's own].")
-@click.option("--augment/--no-augment", default=True, help="Data augmentation (flip, rotation, zoom, shift).")
-@click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
-@click.option("--rotation", type=click.FloatRange(0, 180, max_open=True), default=20.0, help="Random rotation, +/- degrees.")
-@click.option("--zoom", type=click.FloatRange(0, 1, max_open=True), default=0.15, help="Random zoom, +/- fraction.")
-@click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=0.1, help="Random shift, +/- fraction of the side.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=LABEL_SMOOTHING,
+              help="Label smoothing of the cross-entropy loss.")
+@click.option("--augment", type=click.Choice(tuple(PRESETS)), default=DEFAULT_PRESET,
+              help="none; light: small shifts (1/16 of the side) + flips; book: flips, 20 degree rotation, "
+                   "0.15 zoom, 0.1 shifts.")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [default: the --augment preset's].")
+@click.option("--rotation", type=click.FloatRange(0, 180, max_open=True), default=None,
+              help="Random rotation, +/- degrees [default: the preset's].")
+@click.option("--zoom", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Random zoom, +/- fraction [default: the preset's].")
+@click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Random shift, +/- fraction of the side [default: the preset's].")
+@click.option("--precise-bn-images", type=click.IntRange(min=0), default=PRECISE_BN_IMAGES,
+              help="Recompute BatchNorm statistics on this many training images before each validation "
+                   "and at the end (precise BN); 0: off.")
+@click.option("--keep", type=click.Choice(KEEP), default="best",
+              help="model.keras is the epoch with the best val accuracy (needs --val), or the last epoch.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=5, help="Save checkpoints/epoch_NNN.keras every N epochs.")
-@click.option("--mean", "mean_path", type=click.Path(dir_okay=False, exists=True), default=None,
+@click.option("--mean", type=click.Path(dir_okay=False, exists=True), default=None,
               help="mean.json to subtract [default: the train file's means].")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
 @click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU].")
@@ -66,9 +96,11 @@ def _drops(ctx, param, value):
 @seed_option
 @overwrite_option
 @progress_option
-def command(model, train_path, val_path, out_dir, input_size, epochs, batch_size, optimizer, lr, momentum, nesterov,
-            schedule, power, drops, drop_factor, l2, augment, flip, rotation, zoom, shift, checkpoint_every,
-            mean_path, mixed_precision, xla, resume, from_checkpoint, initial_epoch, seed, overwrite, progress):
+@click.pass_context
+def command(ctx, model, train, val, out, input_size, epochs, batch_size, strategy, lr_scaling, cpu_devices, optimizer,
+            lr, momentum, nesterov, weight_decay, schedule, power, drops, factor, l2, label_smoothing, augment, flip,
+            rotation, zoom, shift, precise_bn_images, keep, checkpoint_every, mean, mixed_precision, xla, resume,
+            from_checkpoint, initial_epoch, seed, overwrite, progress):
     """Train a scratch MODEL on TRAIN.h5 (and report on VAL.h5 every epoch) into RUN_DIR.
 
     RUN_DIR gets model.keras (raw 0..255 RGB in: mean subtraction is its first layer),
@@ -79,35 +111,40 @@ def command(model, train_path, val_path, out_dir, input_size, epochs, batch_size
     """
     from featx.optim import OptimConfig
     from featx.preprocess.augment import Augment
-    from featx.train import TrainConfig, train
+    from featx.train import TrainConfig
+    from featx.train import train as run_training
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
-    try:
+    with parameter_errors(ctx):
         optim = OptimConfig(optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                            power=power, drops=drops, factor=drop_factor)
-        aug = Augment(enabled=augment, flip=flip, rotation=rotation, zoom=zoom, shift=shift)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from None
-    cfg = TrainConfig(
-        model=model, train=train_path, val=val_path, out=out_dir, input_size=input_size, epochs=epochs,
-        batch_size=batch_size, optim=optim, l2=l2, augment=aug, checkpoint_every=checkpoint_every, seed=seed,
-        mixed_precision=mixed_precision, xla=xla, mean=mean_path, from_checkpoint=from_checkpoint,
-        initial_epoch=initial_epoch,
-    )
+                            power=power, drops=drops, factor=factor, weight_decay=weight_decay)
+        aug = Augment.preset_named(augment, flip=flip, rotation=rotation, zoom=zoom, shift=shift)
+        cfg = TrainConfig(
+            model=model, train=train, val=val, out=out, input_size=input_size, epochs=epochs,
+            batch_size=batch_size, optim=optim, lr_scaling=lr_scaling, l2=l2, augment=aug,
+            label_smoothing=label_smoothing, precise_bn_images=precise_bn_images, keep=keep,
+            checkpoint_every=checkpoint_every, seed=seed, strategy=strategy, cpu_devices=cpu_devices,
+            mixed_precision=mixed_precision, xla=xla, mean=mean, from_checkpoint=from_checkpoint,
+            initial_epoch=initial_epoch,
+        )
     verbose = 2 if progress is False else (1 if progress else "auto")
-    result = train(cfg, resume=resume, overwrite=overwrite, verbose=verbose, on_warning=warn)
+    with flag_names(ctx):
+        result = run_training(cfg, resume=resume, overwrite=overwrite, verbose=verbose, on_warning=warn)
     if result.reused:
         say(f"already complete, kept: {result.run_dir} ({result.epochs} epochs)")
     else:
         how = f"resumed after epoch {result.resumed_from}" if result.resumed_from is not None else (
             f"from epoch {result.initial_epoch}" if result.initial_epoch else "from scratch")
-        say(f"trained {model} ({result.params:,} parameters, {result.device}) to epoch {result.epochs}, {how}, "
+        where = result.device if result.replicas == 1 else f"{result.strategy}, {result.replicas} replicas"
+        say(f"trained {model} ({result.params:,} parameters, {where}) to epoch {result.epochs}, {how}, "
             f"in {result.train_seconds:.1f}s")
     last = result.last
     parts = [f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if last.get(k) is not None]
     if parts:
         say("  last epoch: " + ", ".join(parts))
+    if result.kept_epoch is not None and result.kept_epoch != result.epochs:
+        say(f"  kept epoch {result.kept_epoch} (best val_accuracy)")
     say(f"  model    {result.model_path}")
     say(f"  history  {result.history_path}   curves {result.curves_path}")
     say(f"  config   {result.config_path}")

@@ -35,8 +35,10 @@ def train_dataset(
     seed: int = 0,
     initial_epoch: int = 0,
     block_rows: int | None = None,
+    classes: int | None = None,
 ):
-    """Shuffled, cropped, augmented float32 ``(x, y)`` batches, reshuffled each epoch."""
+    """Shuffled, cropped, augmented float32 ``(x, y)`` batches, reshuffled each epoch (``y``
+    one-hot when ``classes`` is given, e.g. for label smoothing)."""
     import tensorflow as tf
 
     aug = augmentation_layers(augment or Augment(enabled=False), seed=seed)
@@ -47,13 +49,21 @@ def train_dataset(
         x = random_crop(tf.cast(x, tf.float32), input_size)
         if aug is not None:
             x = aug(x, training=True)
-        return x, y
+        return x, _labels(y, classes)
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop: bool = True):
-    """In-order float32 ``(x, y)`` batches, center-cropped to ``input_size`` when ``crop``."""
+def _labels(y, classes: int | None):
+    import tensorflow as tf
+
+    return y if classes is None else tf.one_hot(y, classes)
+
+
+def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop: bool = True,
+                 classes: int | None = None):
+    """In-order float32 ``(x, y)`` batches, center-cropped to ``input_size`` when ``crop`` (``y``
+    one-hot when ``classes`` is given)."""
     import tensorflow as tf
 
     ds = reader.tf_dataset(batch_size, shuffle=False)
@@ -63,6 +73,20 @@ def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop
         x = tf.cast(x, tf.float32)
         if crop and input_size is not None:
             x = center_crop(x, input_size)
-        return x, y
+        return x, _labels(y, classes)
 
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def batchnorm_dataset(reader, batch_size: int, input_size: int, *, images: int, seed: int = 0):
+    """Float32 image batches for recomputing BatchNorm statistics: about ``images`` training rows
+    in a new shuffled order at each pass, center-cropped, not augmented (what the saved model sees)."""
+    import tensorflow as tf
+
+    steps = max(1, math.ceil(min(images, len(reader)) / batch_size))
+    ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed)
+
+    def prep(x, y):
+        return center_crop(tf.cast(x, tf.float32), input_size)
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).take(steps).prefetch(tf.data.AUTOTUNE), steps
