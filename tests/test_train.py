@@ -139,7 +139,7 @@ _KILLABLE = textwrap.dedent(
 )
 
 
-def _kill_mid_run(tmp_path, run, args):
+def _kill_mid_run(tmp_path, run, args, wait_s=180):
     """Start ``featx ARGS`` in a subprocess with slowed epochs; SIGKILL it after its first backup."""
     script = tmp_path / "killable.py"
     script.write_text(_KILLABLE.format(root=str(TESTS.parent)))
@@ -147,7 +147,7 @@ def _kill_mid_run(tmp_path, run, args):
     proc = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
-        deadline = time.time() + 180
+        deadline = time.time() + wait_s
         while not meta.exists():
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.time() < deadline, "no backup written in time"
@@ -213,7 +213,7 @@ def test_restart_from_checkpoint_with_new_lr_keeps_earlier_history(stores, tmp_p
 
 
 # ------------------------------------------------------------------------------ distribution
-@pytest.mark.timeout(600)  # two subprocesses that each start TensorFlow
+@pytest.mark.timeout(900)  # two subprocesses that each start TensorFlow and trace 2 replicas
 def test_mirrored_two_cpu_devices_resumes_after_sigkill_and_matches_one_device(stores, mini_one, tmp_path):
     """--strategy mirrored over 2 logical CPU devices (subprocesses: the CPU must be split before
     TensorFlow initialises its devices): 2 replicas recorded, killed after epoch 1, resumed."""
@@ -221,7 +221,7 @@ def test_mirrored_two_cpu_devices_resumes_after_sigkill_and_matches_one_device(s
     base = ["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
             "--input-size", "16", "--epochs", "2", "--batch-size", "8", "--no-progress"]
     args = [*base, "--strategy", "mirrored", "--cpu-devices", "2"]
-    script = _kill_mid_run(tmp_path, run, args)
+    script = _kill_mid_run(tmp_path, run, args, wait_s=600)
     assert len(_history(run)["epoch"]) == 1 and not (run / "model.keras").exists()
     # a resume on one device would change the global batch and the learning rate: refused
     other = CliRunner().invoke(cli, [*base, "--resume"])
