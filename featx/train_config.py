@@ -3,9 +3,9 @@
 The run state written to ``RUN_DIR/config.json`` is derived from it: :meth:`TrainConfig.resolve`
 fills what depends on the model and the machine (input size, mixed precision, XLA, strategy) and
 resolves paths, :meth:`TrainConfig.to_dict` is its JSON, and the run adds what it learnt (data,
-replicas, status). Whether a run folder can be resumed is decided by comparing
-:meth:`TrainConfig.identity` (every field not marked ``resume="free"`` in its metadata) plus the
-data description, nothing else.
+replicas, status). Whether a run folder can be resumed is decided by comparing the fields named by
+:func:`identity_keys` (every field not marked ``resume="free"`` in its metadata) plus the data
+description and the replica count, nothing else.
 
 Errors are :class:`featx.errors.ParameterError` naming the parameter (``epochs``, not
 ``--epochs``); the CLI adds flag names.
@@ -115,16 +115,11 @@ class TrainConfig:
         d["model_kwargs"] = dict(self.model_kwargs)
         return d
 
-    def identity(self) -> dict:
-        """The parameters a resumed run must share with the run it continues."""
-        d = self.to_dict()
-        return {f.name: d[f.name] for f in fields(self) if f.name in d and f.metadata.get("resume") != "free"}
-
     def lr_factor(self, replicas: int) -> float:
         """The learning-rate multiplier for ``replicas`` (linear scaling rule, unless switched off)."""
         return float(replicas) if self.lr_scaling else 1.0
 
 
 def identity_keys() -> list[str]:
-    """Names of :meth:`TrainConfig.identity`'s keys."""
+    """The config fields a resumed run must share with the run it continues."""
     return [f.name for f in fields(TrainConfig) if f.metadata.get("state", True) and f.metadata.get("resume") != "free"]

@@ -315,6 +315,47 @@ def test_schedules_poly_step_constant():
         OptimConfig(optimizer="rmsprop")
 
 
+def test_adamw_and_optimizer_errors_name_parameters():
+    import keras
+
+    from featx.errors import ParameterError
+
+    opt = make_optimizer(OptimConfig(optimizer="adamw", weight_decay=0.01, schedule="constant"), steps_per_epoch=2,
+                         epochs=1)
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == pytest.approx(0.01)
+    with pytest.raises(ParameterError) as e:
+        OptimConfig(weight_decay=0.1)  # sgd
+    assert e.value.param == "weight_decay" and "--" not in str(e.value)
+
+
+def test_train_config_frozen_validated_and_the_run_state_derives_from_it():
+    import dataclasses
+
+    from featx.accel import Accel
+    from featx.errors import ParameterError
+    from featx.train import TrainConfig
+    from featx.train_config import identity_keys
+
+    cfg = TrainConfig(model="minigooglenet", train="t.h5", out="runs/x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3
+    for kw, param in (({"batch_size": 0}, "batch_size"), ({"keep": "first"}, "keep"),
+                      ({"label_smoothing": 1.0}, "label_smoothing"), ({"strategy": "multiworker"}, "strategy"),
+                      ({"initial_epoch": 2}, "initial_epoch")):
+        with pytest.raises(ParameterError) as e:
+            TrainConfig(model="m", train="t.h5", out="o", **kw)
+        assert e.value.param == param and "--" not in str(e.value)
+    assert "keras-team/keras#20585" in str(pytest.raises(ParameterError, TrainConfig, model="m", train="t", out="o",
+                                                         strategy="multiworker").value)
+    state = cfg.resolve(input_size=32, accel=Accel(False, False, False, 0), strategy="one").to_dict()
+    assert "out" not in state and state["input_size"] == 32 and state["strategy"] == "one"
+    assert state["train"] == str(Path("t.h5").resolve()) and state["augment"]["preset"] == "light"
+    assert state["mixed_precision"] is False and state["keep"] == "best" and state["optim"]["lr"] == 0.01
+    keys = identity_keys()
+    assert {"model", "epochs", "batch_size", "optim", "augment", "strategy", "keep"} <= set(keys)
+    assert not {"out", "xla", "cpu_devices", "checkpoint_every"} & set(keys)  # may change on --resume
+
+
 def test_carry_slots_copies_momentum_not_step_counter():
     import keras
 
