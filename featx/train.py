@@ -3,7 +3,7 @@
 Data flow: train.h5 -> :func:`featx.preprocess.pipeline.train_dataset` (block-shuffled every
 epoch, every row, random patch crops, augmentation layers, prefetch) -> model whose first layer
 subtracts the build's means -> ``model.fit`` under a ``tf.distribute`` strategy
-(:mod:`featx.distribute`: one device, or MirroredStrategy over local devices; the global batch is
+(:mod:`featx.strategy`: one device, or MirroredStrategy over local devices; the global batch is
 ``batch_size`` per replica x replicas, the learning rate scaled by the replicas unless
 ``lr_scaling=False``) with Keras callbacks:
 
@@ -288,7 +288,7 @@ def _check_output(cfg: TrainConfig, run: RunDir, *, overwrite: bool) -> None:
 
 def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool, verbose, on_warning) -> TrainResult:
     from featx.accel import resolve_accel
-    from featx.distribute import configure_cpu_devices, resolve_strategy
+    from featx.strategy import configure_cpu_devices, resolve_strategy
     from featx.train_config import identity_keys
 
     warnings: list[str] = []

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from featx.distribute import STRATEGIES, check_strategy
 from featx.errors import ParameterError
 from featx.optim import OptimConfig
 from featx.preprocess.augment import DEFAULT_PRESET, Augment
+from featx.strategy import STRATEGIES, check_strategy
 
 KEEP = ("best", "last")
 #: training images per BatchNorm recomputation unless told otherwise (0: precise BN off)

@@ -117,7 +117,7 @@ def bench_precise_bn(model, reader, batch, size, images):
 def bench_distribution(batch, size, classes, steps, cpu_devices):
     import tensorflow as tf
 
-    from featx.distribute import resolve_strategy
+    from featx.strategy import resolve_strategy
 
     one = resolve_strategy("one")
     mirrored = resolve_strategy("mirrored")
@@ -141,9 +141,9 @@ def bench_gpu(a, classes):
     """MiniGoogLeNet / DeeperGoogLeNet fit images/s with mixed precision + XLA, and the pipeline ratio."""
     import tensorflow as tf
 
-    from featx.distribute import resolve_strategy
     from featx.preprocess.augment import Augment
     from featx.store import open_store
+    from featx.strategy import resolve_strategy
     from featx.synthetic import write_synthetic_store
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -179,7 +179,7 @@ def main():
     ap.add_argument("--gpu-steps", type=int, default=50, help="timed fit steps per model in GPU mode")
     a = ap.parse_args()
 
-    from featx.distribute import configure_cpu_devices
+    from featx.strategy import configure_cpu_devices
 
     configure_cpu_devices(a.cpu_devices)  # before TensorFlow initialises its devices
     import tensorflow as tf

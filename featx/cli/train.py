@@ -20,9 +20,9 @@ from featx.cli.options import (
     seed_option,
     warn,
 )
-from featx.distribute import STRATEGIES
 from featx.optim import OPTIMIZERS, SCHEDULES
 from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
+from featx.strategy import STRATEGIES
 from featx.train_config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES
 
 
