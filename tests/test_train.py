@@ -91,7 +91,7 @@ def test_minigooglenet_two_epochs_fills_run_dir(stores, mini_one):
     assert hist["loss"][1] < hist["loss"][0] and hist["accuracy"][1] >= 0.7
     assert conf["status"] == "finished" and conf["model"] == "minigooglenet" and conf["input_size"] == 16
     assert conf["strategy"] == "one" and conf["replicas"] == 1 and conf["global_batch_size"] == 16
-    assert conf["keep"] == "best" and conf["kept_epoch"] in (1, 2) and conf["augment"]["preset"] == "light"
+    assert conf["keep"] == "best" and conf["kept_epoch"] in (1, 2) and conf["augment"]["preset"] == "none"
     assert conf["label_names"] == ["class0", "class1", "class2"] and conf["classes"] == 3
     assert conf["train_seconds"] == pytest.approx(sum(hist["seconds"]), rel=1e-3)
     assert conf["params"] > 1_000_000 and conf["files"]["model_size_bytes"] == (run / "model.keras").stat().st_size
@@ -349,7 +349,7 @@ def test_train_config_frozen_validated_and_the_run_state_derives_from_it():
                                                          strategy="multiworker").value)
     state = cfg.resolve(input_size=32, accel=Accel(False, False, False, 0), strategy="one").to_dict()
     assert "out" not in state and state["input_size"] == 32 and state["strategy"] == "one"
-    assert state["train"] == str(Path("t.h5").resolve()) and state["augment"]["preset"] == "light"
+    assert state["train"] == str(Path("t.h5").resolve()) and state["augment"]["preset"] == "none"
     assert state["mixed_precision"] is False and state["keep"] == "best" and state["optim"]["lr"] == 0.01
     keys = identity_keys()
     assert {"model", "epochs", "batch_size", "optim", "augment", "strategy", "keep"} <= set(keys)
