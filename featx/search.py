@@ -84,16 +84,20 @@ def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT
                               warm_start=warm_start)
 
 
-def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int):
+def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, factor=None):
     """Fit one fold along ``Cs`` (ascending) with warm starts; accuracy on the held-out rows per C.
 
-    ``X[train]`` is one float32 copy of the fold's training rows (the fit needs them contiguous).
+    ``X[train]`` is one float32 copy of the fold's training rows (the fit needs them contiguous);
+    ``factor`` (per column) rescales that copy in place: another scaler of the same features.
     """
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
     Xtr, ytr = X[train], y[train]
     Xva, yva = X[test], y[test]
+    if factor is not None:
+        Xtr *= factor
+        Xva *= factor
     lr = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
     scores, coefs, iters, secs = [], [], [], []
     converged = True
@@ -111,18 +115,34 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int):
     return scores, coefs, iters, secs, converged, lr.classes_
 
 
-def cv_path(X, y, Cs, *, cv: int = DEFAULT_CV, seed: int = 42, jobs: int | None = -1, tol: float = DEFAULT_TOL,
-            max_iter: int = DEFAULT_MAX_ITER) -> PathResult:
-    """Cross-validated accuracy along the ascending ``Cs`` path; folds run in parallel under joblib."""
+def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, seed: int = 42, jobs: int | None = -1,
+             tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER) -> dict[str, PathResult]:
+    """Cross-validated accuracy along the ascending ``Cs`` path, one :class:`PathResult` per entry of
+    ``factors`` (name -> per-column factor applied to ``X``'s fold copies, or ``None`` for ``X`` as
+    it is). Every (factor, fold) pair is one joblib task, all dispatched together."""
     import numpy as np
     from joblib import Parallel, delayed
     from sklearn.model_selection import StratifiedKFold
 
+    factors = {"": None} if factors is None else factors
     Cs = sorted(float(c) for c in Cs)
     folds = list(StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    out = Parallel(n_jobs=jobs)(
-        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed) for tr, te in folds
+    tasks = [(name, tr, te) for name in factors for tr, te in folds]
+    outs = Parallel(n_jobs=jobs)(
+        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name])
+        for name, tr, te in tasks
     )
+    return {name: _summarize(Cs, [o for (n, _, _), o in zip(tasks, outs) if n == name]) for name in factors}
+
+
+def cv_path(X, y, Cs, **kw) -> PathResult:
+    """:func:`cv_paths` for ``X`` as it is."""
+    return cv_paths(X, y, Cs, **kw)[""]
+
+
+def _summarize(Cs, out) -> PathResult:
+    import numpy as np
+
     scores = np.array([o[0] for o in out])
     mean = scores.mean(axis=0)
     top = mean.max()

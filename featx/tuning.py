@@ -105,8 +105,14 @@ def search(
     from threadpoolctl import threadpool_limits
 
     from featx.distributed import joblib_backend
-    from featx.scaling import fit_standard, global_from_standard, rescale_inplace, transform_inplace
-    from featx.search import cv_path, refit
+    from featx.scaling import (
+        column_scale,
+        fit_standard,
+        global_from_standard,
+        rescale_inplace,
+        transform_inplace,
+    )
+    from featx.search import cv_paths, refit
 
     grid = sorted(float(c) for c in (DEFAULT_GRID if grid is None else grid))
     X = np.asarray(X)
@@ -118,15 +124,13 @@ def search(
     t0 = time.perf_counter()
     standard = fit_standard(X)
     fitted = {"standard": standard, "global": global_from_standard(standard)}
-    Z = transform_inplace(X, standard)
-    current = "standard"
-    paths = {}
+    base = scalers[0]
+    Z = transform_inplace(X, fitted[base])  # the first scaler in place; the others as factors on fold copies
+    factors = {name: None if name == base else (column_scale(fitted[base]) / column_scale(fitted[name])).astype(Z.dtype)
+               for name in scalers}
     with threadpool_limits(blas_threads(jobs), user_api="blas"), joblib_backend(backend, address=address, jobs=jobs):
-        for name in scalers:
-            if name != current:
-                rescale_inplace(Z, fitted[current], fitted[name])
-                current = name
-            paths[name] = cv_path(Z, y, grid, cv=cv, seed=seed, jobs=jobs, tol=tol, max_iter=max_iter)
+        paths = cv_paths(Z, y, grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=tol, max_iter=max_iter)
+    current = base
     results = [
         {"scaler": name, "C": c, "mean_score": float(p.mean_scores[i]), "std_score": float(p.std_scores[i]),
          "mean_fit_seconds": float(p.fit_seconds[i]), "max_iter_used": int(p.n_iter[:, i].max())}

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -109,19 +108,16 @@ class Clock:
 
 
 def run_book(Xtr, ytr, Xte, yte) -> dict:
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV
 
-    with warnings.catch_warnings(record=True) as caught, Clock() as clock:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with Clock() as clock:  # (its lbfgs fits stop at max_iter=100 on the raw features: warnings in workers)
         search = GridSearchCV(LogisticRegression(), {"C": BOOK_GRID}, cv=3, n_jobs=-1).fit(Xtr, ytr)
     return {
         "seconds": round(clock.wall, 2),
         "cpu_seconds": round(clock.cpu, 2),
         "accuracy": round(float(search.score(Xte, yte)), 4),
         "best_C": float(search.best_params_["C"]),
-        "convergence_warnings": sum(issubclass(w.category, ConvergenceWarning) for w in caught),
         "fits": len(BOOK_GRID) * 3 + 1,
     }
 
