@@ -146,6 +146,7 @@ def fit_classifier(
     backend: str = DEFAULT_BACKEND,
     address: str | None = None,
     copy: bool = True,
+    halving: bool | None = None,
 ) -> FitResult:
     """Tune ``C`` and the scaler by ``cv``-fold cross-validation along a warm-started ``C`` path
     (:func:`featx.tuning.search`); score the refit best model on a held-out set.
@@ -154,6 +155,7 @@ def fit_classifier(
     ``grid`` defaults to :data:`featx.search.DEFAULT_GRID` (decades and half decades 1e-4..1e2).
     ``backend`` / ``address``: where the folds run (:mod:`featx.distributed`).
     ``copy=False`` lets the fit reuse ``X``'s memory (it is overwritten): no copy of the features.
+    ``halving``: successive halving over rows (default: from 6,000 training rows; :func:`featx.tuning.search`).
 
     The held-out set is ``(X_test, y_test)`` when given, else a stratified ``test_size`` split
     (fraction or count) of ``(X, y)`` drawn with ``seed``.
@@ -200,7 +202,7 @@ def fit_classifier(
 
     found = search(
         X_train, y_train, scalers=scalers, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter, seed=seed,
-        backend=backend, address=address, copy=not owned,
+        backend=backend, address=address, copy=not owned, halving=halving,
     )
     best = found.estimator
     t1 = time.perf_counter()

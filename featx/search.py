@@ -48,6 +48,14 @@ DEFAULT_TEST_SIZE = 0.25
 #: Solvers: ``lbfgs`` (in memory, this module) or ``sgd`` (out of core, :mod:`featx.sgd`).
 SOLVERS = ("lbfgs", "sgd")
 DEFAULT_SOLVER = "lbfgs"
+#: Successive halving (rows): all scalers x the whole grid on a stratified HALVING_FRACTION of the
+#: training rows (at least HALVING_MIN_SUBSET), then the best scaler on all rows over the
+#: HALVING_WINDOW grid values around the best C. Used when there are HALVING_MIN_ROWS rows or more
+#: and the grid is longer than the window.
+HALVING_FRACTION = 0.25
+HALVING_MIN_SUBSET = 2000
+HALVING_MIN_ROWS = 6000
+HALVING_WINDOW = 5
 #: joblib backends the folds can run under.
 BACKENDS = ("threading", "loky", "ray")
 DEFAULT_BACKEND = "threading"

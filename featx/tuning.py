@@ -31,6 +31,10 @@ from featx.search import (  # noqa: F401 - public names
     DEFAULT_GRID,
     DEFAULT_MAX_ITER,
     DEFAULT_TOL,
+    HALVING_FRACTION,
+    HALVING_MIN_ROWS,
+    HALVING_MIN_SUBSET,
+    HALVING_WINDOW,
 )
 
 
@@ -95,8 +99,14 @@ def search(
     backend: str = DEFAULT_BACKEND,
     address: str | None = None,
     copy: bool = True,
+    halving: bool | None = None,
 ) -> SearchResult:
     """Find the best scaler and ``C`` by cross-validation; refit it on all of ``(X, y)``.
+
+    ``halving`` (default: on from :data:`~featx.search.HALVING_MIN_ROWS` rows with a grid longer
+    than :data:`~featx.search.HALVING_WINDOW`): a first rung searches every scaler and ``C`` on a
+    stratified quarter of the rows, the second only the best scaler and the ``C`` values around
+    the best, on all rows (successive halving over rows, as ``HalvingGridSearchCV``).
 
     ``copy=False`` scales ``X`` in place (the caller gives it up: ``featx fit`` does, after reading
     the file); the default works on one float32 copy.
@@ -128,18 +138,23 @@ def search(
     Z = transform_inplace(X, fitted[base])  # the first scaler in place; the others as factors on fold copies
     factors = {name: None if name == base else (column_scale(fitted[base]) / column_scale(fitted[name])).astype(Z.dtype)
                for name in scalers}
+    halve = (len(grid) > HALVING_WINDOW and len(y) >= HALVING_MIN_ROWS) if halving is None else bool(halving)
+    names, cands, rung0 = list(scalers), grid, []
     with threadpool_limits(blas_threads(jobs), user_api="blas"), joblib_backend(backend, address=address, jobs=jobs):
-        paths = cv_paths(Z, y, grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=tol, max_iter=max_iter)
+        if halve:
+            sub = _subset(y, seed)
+            first = cv_paths(Z[sub], y[sub], grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=tol,
+                             max_iter=max_iter)
+            rung0 = _rows(first, len(sub))
+            lead = _best(rung0, scalers)
+            i = grid.index(lead["C"])
+            lo = min(max(0, i - HALVING_WINDOW // 2), max(0, len(grid) - HALVING_WINDOW))
+            names, cands = [lead["scaler"]], grid[lo : lo + HALVING_WINDOW]
+        paths = cv_paths(Z, y, cands, factors={n: factors[n] for n in names}, cv=cv, seed=seed, jobs=jobs, tol=tol,
+                         max_iter=max_iter)
     current = base
-    results = [
-        {"scaler": name, "C": c, "mean_score": float(p.mean_scores[i]), "std_score": float(p.std_scores[i]),
-         "mean_fit_seconds": float(p.fit_seconds[i]), "max_iter_used": int(p.n_iter[:, i].max())}
-        for name, p in paths.items() for i, c in enumerate(p.Cs)
-    ]
-    order = {name: k for k, name in enumerate(scalers)}
-    top = max(r["mean_score"] for r in results)
-    best = min((r for r in results if math.isclose(r["mean_score"], top, rel_tol=0, abs_tol=1e-12)),
-               key=lambda r: (r["C"], order[r["scaler"]]))
+    results = _rows(paths, len(y))
+    best = _best(results, scalers)
     if best["scaler"] != current:
         rescale_inplace(Z, fitted[current], fitted[best["scaler"]])
     with threadpool_limits(None if jobs in (None, -1) else max(1, int(jobs)), user_api="blas"):
@@ -157,8 +172,38 @@ def search(
         estimator=estimator,
         best_params={"C": best["C"], "scaler": best["scaler"]},
         cv_score=best["mean_score"],
-        cv_results=sorted(results, key=lambda r: (r["scaler"], r["C"])),
+        cv_results=sorted(rung0, key=lambda r: (r["scaler"], r["C"])) + sorted(results, key=lambda r: (r["scaler"], r["C"])),
         seconds=seconds,
         grid=grid,
         notes=notes,
+        method="successive halving (a quarter of the rows, then all rows around the best C); "
+               "warm-started C path per fold" if halve else "warm-started C path per fold",
     )
+
+
+def _subset(y, seed: int):
+    """Sorted row indices of a stratified subset for the first halving rung."""
+    from sklearn.model_selection import train_test_split
+
+    n = max(HALVING_MIN_SUBSET, int(round(HALVING_FRACTION * len(y))))
+    if n >= len(y):
+        return np.arange(len(y))
+    sub, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=seed)
+    return np.sort(sub)
+
+
+def _rows(paths: dict, n_rows: int) -> list[dict]:
+    return [
+        {"scaler": name, "C": c, "rows": n_rows, "mean_score": float(p.mean_scores[i]),
+         "std_score": float(p.std_scores[i]), "mean_fit_seconds": float(p.fit_seconds[i]),
+         "max_iter_used": int(p.n_iter[:, i].max())}
+        for name, p in paths.items() for i, c in enumerate(p.Cs)
+    ]
+
+
+def _best(results: list[dict], scalers) -> dict:
+    """The best mean CV score; ties go to the smaller C (stronger regularization), then scaler order."""
+    order = {name: k for k, name in enumerate(scalers)}
+    top = max(r["mean_score"] for r in results)
+    return min((r for r in results if math.isclose(r["mean_score"], top, rel_tol=0, abs_tol=1e-12)),
+               key=lambda r: (r["C"], order[r["scaler"]]))

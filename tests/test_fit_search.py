@@ -56,6 +56,30 @@ def test_warm_path_search_matches_exhaustive_grid_search_on_digits(digits):
     assert ours.estimator[-1].coef_.dtype == np.float32  # float32 end to end
 
 
+def test_successive_halving_matches_exhaustive_grid_search_on_digits(digits, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.scaling import GlobalScaler
+    from featx.search import DEFAULT_GRID
+
+    Xtr, Xte, ytr, yte = digits
+    monkeypatch.setattr("featx.tuning.HALVING_MIN_SUBSET", 300)  # a quarter of 1,257 rows: 314
+    ours = fit_classifier(Xtr, ytr, label_names=[str(i) for i in range(10)], X_test=Xte, y_test=yte, cv=3, jobs=2,
+                          seed=0, halving=True)
+    assert ours.config["search"].startswith("successive halving")
+    rows = [r["rows"] for r in ours.cv_results]
+    assert rows.count(len(ytr)) == 5 and min(rows) == 314
+    assert rows.count(314) == 2 * len(DEFAULT_GRID)  # 2 scalers on the subset
+    # exhaustive: every scaler x every C of the same grid, same folds, same solver settings
+    gs = GridSearchCV(Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(max_iter=1000, tol=1e-3))]),
+                      {"scale": [StandardScaler(), GlobalScaler()], "lr__C": list(DEFAULT_GRID)},
+                      cv=StratifiedKFold(3, shuffle=True, random_state=0), n_jobs=2).fit(Xtr, ytr)
+    assert ours.scores["rank1"] >= gs.score(Xte, yte) - 1e-12
+
+
 def test_chosen_C_is_reproducible_for_a_seed_and_independent_of_the_backend(digits):
     a = _fit(digits, seed=3)
     b = _fit(digits, seed=3, backend="loky")

@@ -138,5 +138,11 @@ def _how(result) -> str:
     if c.get("solver") == "sgd":
         return (f"sgd: {n_c} C values x {n_s} scaler(s) trained together, {c['epochs']} epoch(s) over "
                 f"{c['slabs_read']} slab reads of <= {c['slab_rows']} rows")
+    rows = sorted({r.get("rows") for r in result.cv_results if r.get("rows")})
+    if len(rows) == 2:  # successive halving
+        last = [r for r in result.cv_results if r.get("rows") == rows[1]]
+        return (f"successive halving: {n_s} scaler(s) x {n_c} C values on {rows[0]} rows, then 1 scaler x "
+                f"{len(last)} C values on all {rows[1]}; {c['cv']} folds each, warm-started C paths, + 1 refit; "
+                f"{_jobs(c['jobs'])}, backend {c['backend']}")
     return (f"{n_s} scaler(s) x {c['cv']} folds, each fold one warm-started path over {n_c} C values, "
             f"+ 1 refit; {_jobs(c['jobs'])}, backend {c['backend']}")
