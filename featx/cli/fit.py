@@ -95,6 +95,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
 
     if address is not None and backend != "ray":
         raise click.UsageError("--address needs --backend ray")
+    if solver == "sgd" and backend != DEFAULT_BACKEND:
+        raise click.UsageError("--backend applies to --solver lbfgs (its CV folds); --solver sgd streams the file in one process")
     scalers = SCALERS if scaler == "auto" else (scaler,)
     try:
         result, paths = fit_features(
