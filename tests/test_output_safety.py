@@ -126,7 +126,7 @@ def feats(tmp_path):
     return write_features(tmp_path / "feats" / "train.h5", X, y, ["a", "b", "c"])
 
 
-FIT = ("--grid", "1", "--cv", "2", "-j", "1", "--no-refine", "--scaler", "standard")
+FIT = ("--grid", "1", "--cv", "2", "-j", "1", "--scaler", "standard")
 
 
 # ------------------------------------------------------------------------------ concurrent runs
