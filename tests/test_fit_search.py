@@ -133,6 +133,9 @@ def test_sgd_streams_slabs_and_matches_the_in_memory_fit(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # another module of this worker already started a local Ray: share it
+        yield ray
+        return
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
