@@ -213,6 +213,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--n-digits", type=int, default=12000)
     ap.add_argument("--n-cnn", type=int, default=25000)
     ap.add_argument("--n-scale", type=int, default=100000)
+    ap.add_argument("--details", action="store_true", help="also print every CV row of featx's search")
     args = ap.parse_args(argv)
     report = {
         "bench": "featx fit vs the book's GridSearchCV(LogisticRegression(), C in 1e-4..1, cv=3, n_jobs=-1)",
@@ -232,8 +233,21 @@ def main(argv=None) -> dict:
         print(f"[bench_fit] {name} done at {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
     report["machine"]["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(report, indent=2))
+    print(dumps(report, details=args.details))
     return report
+
+
+def dumps(report: dict, details: bool = False) -> str:
+    """JSON with one line per run (short enough to paste); ``details`` keeps every CV row."""
+    runs = [{k: v for k, v in r.items()} for r in report["runs"]]
+    if not details:
+        for r in runs:
+            if "featx" in r:
+                r["featx"] = {k: v for k, v in r["featx"].items() if k != "cv_rows"}
+    head = {k: v for k, v in report.items() if k != "runs"}
+    lines = [json.dumps(head)[:-1] + ', "runs": [']
+    lines += [" " + json.dumps(r) + ("," if i < len(runs) - 1 else "") for i, r in enumerate(runs)]
+    return "\n".join(lines) + "\n]}"
 
 
 if __name__ == "__main__":
