@@ -322,7 +322,7 @@ def export_classifier(
         "format": format,
         "file": out.name,
         "size_bytes": len(blob),
-        "estimator": f"{type(result.estimator[0]).__name__} + LogisticRegression",
+        "estimator": f"{type(result.estimator[0]).__name__} + {type(result.estimator[-1]).__name__}",
         "label_names": result.label_names,
         "backbone": backbone,
         "feature_dim": result.feature_dim,

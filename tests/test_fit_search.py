@@ -126,6 +126,7 @@ def test_sgd_streams_slabs_and_matches_the_in_memory_fit(tmp_path, monkeypatch):
     assert len(reads) > 20 and max(b - a for a, b in reads) <= 64 // 8  # blocks of one slab, never the file
     manifest = json.loads((tmp_path / "sgd.manifest.json").read_text())
     assert manifest["config"]["solver"] == "sgd" and manifest["config"]["slabs_read"] == len(reads)
+    assert manifest["estimator"].endswith(" + SGDClassifier")
     assert manifest["scores"]["rank1"] >= mem.scores["rank1"] - 0.01
 
 
