@@ -130,6 +130,16 @@ def test_sgd_streams_slabs_and_matches_the_in_memory_fit(tmp_path, monkeypatch):
     assert manifest["scores"]["rank1"] >= mem.scores["rank1"] - 0.01
 
 
+@pytest.mark.parametrize("solver, flag, value", [("sgd", "--cv", "5"), ("sgd", "--tol", "1e-3"),
+                                                  ("lbfgs", "--epochs", "2"), ("lbfgs", "--slab-rows", "64")])
+def test_an_option_of_the_other_solver_is_a_usage_error_not_ignored(tmp_path, solver, flag, value):
+    X, y = separable_features(n_per_class=10, classes=2, dim=4, seed=1)
+    path = _features_file(tmp_path / "f.h5", X, y, ["a", "b"])
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "c.pkl"), "--solver", solver, flag, value])
+    assert r.exit_code == 2, r.output
+    assert f"{flag} apply to --solver" in r.output and not (tmp_path / "c.pkl").exists()
+
+
 # ------------------------------------------------------------------------------ --backend ray
 @pytest.fixture(scope="module")
 def ray_local():

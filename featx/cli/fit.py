@@ -61,7 +61,7 @@ def _test_size(ctx, param, value):
               help=f"Values of C to search [default: {_grid_text()}].")
 @click.option("--scaler", type=click.Choice(SCALER_CHOICES), default=DEFAULT_SCALER,
               help="Feature scaling: standard (unit variance per feature), global (one scale for all), auto (CV picks).")
-@click.option("--cv", type=click.IntRange(min=2), default=DEFAULT_CV, help="Cross-validation folds (lbfgs).")
+@click.option("--cv", type=click.IntRange(min=2), default=DEFAULT_CV, help="Cross-validation folds (--solver lbfgs only).")
 @click.option("--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER,
               help="lbfgs: features in memory, CV along a warm-started C path; sgd: out of core, "
                    "SGDClassifier(log_loss) on slabs read from the file, C chosen on held-out rows.")
@@ -71,12 +71,12 @@ def _test_size(ctx, param, value):
               help="Ray cluster to join with --backend ray [default: start a local Ray].")
 @click.option("--jobs", "-j", type=int, default=-1, help="Parallel fits (joblib n_jobs; -1: all cores).")
 @click.option("--slab-rows", type=click.IntRange(min=16), default=DEFAULT_SLAB_ROWS,
-              help="--solver sgd: rows per slab read from the file (memory bound).")
-@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, help="--solver sgd: passes over the file.")
+              help="Rows per slab read from the file, the memory bound (--solver sgd only).")
+@click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, help="Passes over the file (--solver sgd only).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT,
               help="pickle (loading runs code, so featx checks its sha256) or skops (loads without running code).")
-@click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="lbfgs iteration cap per fit.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="lbfgs stopping tolerance.")
+@click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="Iteration cap per fit (--solver lbfgs only).")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="Stopping tolerance (--solver lbfgs only).")
 @seed_option
 @overwrite_option
 def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, jobs, slab_rows, epochs, fmt,
@@ -97,6 +97,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         raise click.UsageError("--address needs --backend ray")
     if solver == "sgd" and backend != DEFAULT_BACKEND:
         raise click.UsageError("--backend applies to --solver lbfgs (its CV folds); --solver sgd streams the file in one process")
+    _refuse_other_solvers_options(solver)
     scalers = SCALERS if scaler == "auto" else (scaler,)
     try:
         result, paths = fit_features(
@@ -121,6 +122,21 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     say(f"classifier: {paths['classifier']}")
     say(f"manifest:   {paths['manifest']}")
     say(f"metrics:    {paths['metrics']}")
+
+
+#: options that only one solver reads: giving one with the other solver is a usage error, never silently ignored
+_SOLVER_ONLY = {"lbfgs": ("cv", "max_iter", "tol"), "sgd": ("slab_rows", "epochs")}
+
+
+def _refuse_other_solvers_options(solver: str) -> None:
+    ctx = click.get_current_context()
+    for other, names in _SOLVER_ONLY.items():
+        if other == solver:
+            continue
+        given = [f"--{n.replace('_', '-')}" for n in names
+                 if ctx.get_parameter_source(n) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} apply to --solver {other} only (this run uses --solver {solver})")
 
 
 _FLAGS = {"test_size=": "--test-size ", "grid=": "--grid ", "cv=": "--cv ", "scalers=": "--scaler ",
