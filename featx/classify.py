@@ -437,22 +437,10 @@ def _fit_features(features, out: Path, *, test, format, overwrite, solver: str =
     X_test = y_test = None
     if test is not None:
         X_test, y_test, test_names, test_backbone = load_features(test)
-        if test_names != names:
-            raise FeatxError(f"{test} has label names {test_names}, {features} has {names}: extract both from one dataset")
-        if (test_backbone or {}).get("name") != (backbone or {}).get("name") or X_test.shape[1] != X.shape[1]:
-            raise FeatxError(
-                f"{test} was extracted with {(test_backbone or {}).get('name')} ({X_test.shape[1]}-d), "
-                f"{features} with {(backbone or {}).get('name')} ({X.shape[1]}-d): use the same backbone"
-            )
-        check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
+        _check_same_extraction(features, test, names, test_names, X.shape[1:], X_test.shape[1:], backbone, test_backbone)
     # X was read for this fit alone: the search may scale and split it in place (no copy)
     result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, copy=False, **fit_kwargs)
-    result.extract = _extract_costs(features, test)
-    data = {"train": str(Path(features).resolve())}
-    if test is not None:
-        data["test"] = str(Path(test).resolve())
-    paths = export_classifier(result, out, format=format, backbone=backbone, data=data, overwrite=overwrite)
-    return result, paths
+    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite)
 
 
 def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, **fit_kwargs):
@@ -465,13 +453,26 @@ def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows
     if test is not None:
         with open_store(test, kind="features") as r:
             test_names, test_backbone, test_dim = list(r.label_names), feature_settings(r.attrs) or None, r.row_shape
-        if test_names != names:
-            raise FeatxError(f"{test} has label names {test_names}, {features} has {names}: extract both from one dataset")
-        if test_dim != dim:
-            raise FeatxError(f"{test} has {test_dim} features per row, {features} {dim}: use the same backbone")
-        check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
+        _check_same_extraction(features, test, names, test_names, dim, test_dim, backbone, test_backbone)
     keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers") if k in fit_kwargs}
     result = fit_sgd(features, test=test, slab_rows=slab_rows or DEFAULT_SLAB_ROWS, epochs=epochs or DEFAULT_EPOCHS, **keep)
+    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite)
+
+
+def _check_same_extraction(features, test, names, test_names, dim, test_dim, backbone, test_backbone) -> None:
+    """The held-out file must come from the same dataset and the same backbone settings."""
+    if test_names != names:
+        raise FeatxError(f"{test} has label names {test_names}, {features} has {names}: extract both from one dataset")
+    if (test_backbone or {}).get("name") != (backbone or {}).get("name") or tuple(test_dim) != tuple(dim):
+        raise FeatxError(
+            f"{test} was extracted with {(test_backbone or {}).get('name')} ({test_dim[0] if test_dim else '?'}-d), "
+            f"{features} with {(backbone or {}).get('name')} ({dim[0] if dim else '?'}-d): use the same backbone"
+        )
+    check_feature_settings(backbone, test_backbone, what=str(test), against=str(features))
+
+
+def _export(result, features, test, out: Path, *, format, backbone, overwrite) -> tuple[FitResult, dict[str, Path]]:
+    """Attach the extraction costs and write the classifier, its manifest and metrics."""
     result.extract = _extract_costs(features, test)
     data = {"train": str(Path(features).resolve())}
     if test is not None:
