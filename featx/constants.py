@@ -13,3 +13,10 @@ RESIZE_MODES = ("aspect", "plain")
 
 #: Default pixel budget per image (width x height from the header): Pillow's own bomb threshold.
 DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+#: ``featx extract --engine``: ``local`` (this process) or ``ray`` (shards on a pool of Ray actors).
+ENGINES = ("local", "ray")
+
+#: ``featx extract`` defaults.
+DEFAULT_WEIGHTS = "imagenet"
+DEFAULT_EXTRACT_BATCH_SIZE = 32

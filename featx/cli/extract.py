@@ -14,6 +14,7 @@ from featx.cli.options import (
     say,
     warn,
 )
+from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS, ENGINES
 
 #: Skipped files printed one per line; the rest are counted (all are in the file's attrs).
 SHOW_SKIPPED = 20
@@ -32,15 +33,15 @@ def _backbone(ctx, param, value):
               metavar=f"NAME|{KERAS_PREFIX}PATH[:LAYER]", help_fn=lambda: (
                   f"Feature extractor: {', '.join(backbone_names())}, or a saved Keras model cut at LAYER "
                   "(see featx models)."))
-@click.option("--weights", "-w", default="imagenet", metavar="imagenet|none|FILE",
+@click.option("--weights", "-w", default=DEFAULT_WEIGHTS, metavar="imagenet|none|FILE",
               help="imagenet (Keras' download and cache), none (random init: smoke tests) or a local weights file.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_EXTRACT_BATCH_SIZE, help="Images per forward pass.")
 @click.option("--image-size", type=click.IntRange(min=8), default=None, help="Input side in pixels [default: the backbone's].")
 @resize_option
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
 @click.option("--xla/--no-xla", default=None, help="XLA-compile the forward pass [default: on with a GPU].")
 @max_pixels_option
-@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
               help="local: this process; ray: shards on a pool of Ray actors (pip install \"featx[ray]\").")
 @click.option("--address", default=None, metavar="ADDRESS",
               help="Ray cluster to join with --engine ray: auto or ray://HOST:10001 [default: start a local Ray].")
@@ -65,9 +66,6 @@ def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_p
     order: the same file a local run writes. A rerun redoes only unfinished shards.
     """
     from featx.extract import extract
-    from featx.outputs import check_not_input
-
-    check_not_input(out, src)  # `extract d/train.h5 -o d/train.h5 --overwrite` must not delete its source
     if address is not None and engine != "ray":
         raise click.UsageError("--address applies to --engine ray")
     result = extract(

@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 
 from featx.backbones.registry import DEFAULT_BACKBONE
+from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS
 from featx.errors import OutputExistsError
 from featx.extract import shards as shardlib
 from featx.extract.config import ExtractConfig
@@ -88,9 +89,9 @@ def extract(
     out_path: str | os.PathLike,
     *,
     backbone: str = DEFAULT_BACKBONE,
-    weights="imagenet",
+    weights=DEFAULT_WEIGHTS,
     image_size: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = DEFAULT_EXTRACT_BATCH_SIZE,
     resize: str = "aspect",
     mixed_precision: bool | None = None,
     xla: bool | None = None,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 from featx.backbones.registry import DEFAULT_BACKBONE
+from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS, ENGINES
 from featx.errors import FeatxError
 
-ENGINES = ("local", "ray")
+__all__ = ["ENGINES", "ExtractConfig"]
 
 
 @dataclasses.dataclass
@@ -23,9 +24,9 @@ class ExtractConfig:
     a CPU; ``shard_rows`` defaults to a few minutes of work per shard (sharded runs only)."""
 
     backbone: str = DEFAULT_BACKBONE
-    weights: str | None = "imagenet"
+    weights: str | None = DEFAULT_WEIGHTS
     image_size: int | None = None
-    batch_size: int = 32
+    batch_size: int = DEFAULT_EXTRACT_BATCH_SIZE
     resize: str = "aspect"
     mixed_precision: bool | None = None
     xla: bool | None = None
