@@ -3,10 +3,12 @@
 Pure scikit-learn + NumPy + h5py: importing this module (and running ``featx fit``) never imports
 TensorFlow.
 
-* :func:`fit_classifier`: ``Pipeline(scaler, LogisticRegression(lbfgs))`` tuned by
-  ``GridSearchCV`` over ``C`` and the scaler (:mod:`featx.tuning`, :mod:`featx.scaling`), folds run
-  in parallel with joblib; scored on a held-out set: rank-1, rank-5 (``top_k_accuracy_score``,
-  every row counted) and a classification report.
+* :func:`fit_classifier`: ``Pipeline(scaler, LogisticRegression(lbfgs))`` with ``C`` and the
+  scaler chosen by cross-validation, each fold walking the C grid with warm starts (successive
+  halving over rows on large sets; :mod:`featx.tuning`, :mod:`featx.search`,
+  :mod:`featx.scaling`), folds run in parallel through a joblib backend (:mod:`featx.distributed`);
+  ``--solver sgd`` streams the file instead (:mod:`featx.sgd`). Scored on a held-out set: rank-1,
+  rank-5 (``top_k_accuracy_score``, every row counted) and a classification report.
 * :func:`export_classifier`: ``best_estimator_`` as a pickle (or skops) file, a JSON manifest
   beside it (sha256 of the file, label names, backbone settings, feature dimension, versions,
   scores, config) and the metrics JSON that ``featx report`` reads.

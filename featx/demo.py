@@ -7,7 +7,7 @@ Steps (each one resumable, so an interrupted demo continues where it stopped whe
 3. ``extract``: ResNet50 features of the train and test splits -> ``DIR/features``;
    ImageNet weights when cached or downloadable, otherwise random-init weights with a loud warning
    (in the output and in the report: those features are not pretrained);
-4. ``fit``: GridSearchCV logistic regression -> ``DIR/models/<backbone>_lr.pkl``;
+4. ``fit``: logistic regression, C by cross-validation along a warm-started path -> ``DIR/models/<backbone>_lr.pkl``;
 5. ``train``: a short MiniGoogLeNet run (and AlexNet / DeeperGoogLeNet when asked) -> ``DIR/runs``;
 6. ``evaluate``: every method on the same test split (scratch models with ten-crop);
 7. ``report``: ``DIR/report/report.html``.
@@ -119,7 +119,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     feats = _extract(cfg, base, out / "features", say, warn, warnings)
     steps["extract"] = time.perf_counter() - t
 
-    t = step(4, "featx fit: GridSearchCV logistic regression on the features")
+    t = step(4, "featx fit: logistic regression, C by cross-validation (warm-started path)")
     from featx.classify import fit_features
 
     clf = out / "models" / f"{cfg.backbone}_lr.pkl"
