@@ -8,7 +8,7 @@ Two paths share one HDF5 store (:mod:`featx.store`):
 Importing :mod:`featx` is cheap: TensorFlow is imported only by the modules that need it.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from featx.errors import FeatxError  # noqa: E402
 
