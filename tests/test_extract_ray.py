@@ -18,14 +18,15 @@ import pytest
 from featx.errors import FeatxError
 from featx.extract import extract
 from featx.extract.shards import shard_dir
+from tests import _extract_fixtures as _fx
 from tests._scale_helpers import (
     KillAt,
     assert_same_file,
-    make_folder,
     shard_state,
     wait_for_actors_to_exit,
 )
-from tests._transfer_helpers import tiny_model
+
+model_path, folder, reference = _fx.model_path, _fx.folder, _fx.reference  # shared module-scoped fixtures
 
 ray = pytest.importorskip("ray")
 
@@ -38,23 +39,6 @@ def ray_address():
     ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ctx.address_info["address"]
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("model") / "model.keras")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("src") / "imgs")
-
-
-@pytest.fixture(scope="module")
-def reference(folder, model_path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ref") / "ref.h5"
-    extract(folder, out, backbone=f"keras:{model_path}", batch_size=3, progress=False)
-    return out
 
 
 def test_ray_two_workers_equals_local(ray_address, folder, model_path, reference, tmp_path):

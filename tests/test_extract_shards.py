@@ -18,28 +18,13 @@ from featx.cli import cli
 from featx.errors import FeatxError
 from featx.extract import extract, open_source, plan_shards
 from featx.extract import shards as shardlib
-from tests._scale_helpers import FailAt, assert_same_file, make_folder, shard_state
-from tests._transfer_helpers import tiny_model
+from tests import _extract_fixtures as _fx
+from tests._scale_helpers import FailAt, assert_same_file, shard_state
+
+model_path, folder, reference = _fx.model_path, _fx.folder, _fx.reference  # shared module-scoped fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("model") / "model.keras")
-
-
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory) -> Path:
-    return make_folder(tmp_path_factory.mktemp("src") / "imgs")
-
-
-@pytest.fixture(scope="module")
-def reference(folder, model_path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ref") / "ref.h5"
-    extract(folder, out, backbone=f"keras:{model_path}", batch_size=3, progress=False)
-    return out
 
 
 def test_interrupted_sharded_run_redoes_only_unfinished_shards(folder, model_path, reference, tmp_path):
