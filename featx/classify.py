@@ -43,7 +43,7 @@ from featx.manifest import (  # noqa: F401 - public names
     side_paths,
     stamp,
 )
-from featx.search import SCALERS
+from featx.search import DEFAULT_TEST_SIZE, SCALERS
 from featx.tuning import (  # noqa: F401 - public names
     DEFAULT_BACKEND,
     DEFAULT_CV,
@@ -137,7 +137,7 @@ def fit_classifier(
     label_names,
     X_test=None,
     y_test=None,
-    test_size: float = 0.25,
+    test_size: float = DEFAULT_TEST_SIZE,
     seed: int = 42,
     grid=None,
     cv: int = DEFAULT_CV,

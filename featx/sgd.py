@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from featx.search import DEFAULT_TEST_SIZE, SCALERS
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -108,10 +110,10 @@ def fit_sgd(
     *,
     test=None,
     label_names=None,
-    test_size: float = 0.25,
+    test_size: float = DEFAULT_TEST_SIZE,
     seed: int = 42,
     grid=None,
-    scalers=("standard", "global"),
+    scalers=SCALERS,
     slab_rows: int = DEFAULT_SLAB_ROWS,
     epochs: int = DEFAULT_EPOCHS,
     **_ignored,
