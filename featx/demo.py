@@ -87,7 +87,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     """Run the whole demo; returns where the report is and the comparison table."""
     _check(cfg)
     from featx.build import build
-    from featx.datasets import write_digits
+    from featx.data.datasets import write_digits
 
     t_start = time.perf_counter()
     out = Path(cfg.out)
@@ -120,7 +120,7 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     steps["extract"] = time.perf_counter() - t
 
     t = step(4, "featx fit: logistic regression, C by cross-validation (warm-started path)")
-    from featx.classify import fit_features
+    from featx.fit import fit_features
 
     clf = out / "models" / f"{cfg.backbone}_lr.pkl"
     if clf.exists() and not cfg.overwrite:
@@ -132,9 +132,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
     steps["fit"] = time.perf_counter() - t
 
     t = step(5, f"featx train: {', '.join(cfg.models)} for {cfg.epochs} epochs")
-    from featx.optim import OptimConfig
     from featx.preprocess.augment import Augment
-    from featx.train import TrainConfig, train
+    from featx.train import OptimConfig, TrainConfig, train
 
     runs = {}
     for m in cfg.models:

@@ -40,12 +40,11 @@ def predict_images(
 
     Images declaring more than ``max_pixels`` pixels get an error row, never decoded.
     """
-    from featx.accel import resolve_accel
     from featx.backbones.backbone import backbone_from_settings
-    from featx.classify import full_proba, load_classifier
     from featx.data.discover import list_image_files
-    from featx.extract.mapper import FeatureMapper
-    from featx.extract.reader import image_dataset
+    from featx.extract import FeatureMapper, image_dataset
+    from featx.fit import full_proba, load_classifier
+    from featx.runtime.accel import resolve_accel
 
     estimator, manifest = load_classifier(classifier)
     settings = manifest.get("backbone")

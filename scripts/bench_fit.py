@@ -129,7 +129,7 @@ def run_book(Xtr, ytr, Xte, yte) -> dict:
 
 
 def run_featx(Xtr, ytr, Xte, yte, names) -> dict:
-    from featx.classify import fit_classifier
+    from featx.fit import fit_classifier
 
     with Clock() as clock:
         r = fit_classifier(Xtr, ytr, label_names=names, X_test=Xte, y_test=yte, copy=False)
@@ -169,7 +169,7 @@ def bench_pair(name: str, X: np.ndarray, y: np.ndarray) -> dict:
 _CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from featx.classify import fit_features
+from featx.fit import fit_features
 t0 = time.perf_counter()
 r, _ = fit_features({path!r}, {out!r}, overwrite=True)
 print(json.dumps({{"seconds": round(time.perf_counter() - t0, 2), "accuracy": round(r.scores["rank1"], 4),

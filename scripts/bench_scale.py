@@ -258,9 +258,9 @@ def model_only(args) -> dict:
     """The compiled forward pass alone on a device-resident batch (the pipeline's ceiling)."""
     import tensorflow as tf
 
-    from featx.accel import resolve_accel
     from featx.extract import FeatureMapper
     from featx.extract.config import ExtractConfig
+    from featx.runtime.accel import resolve_accel
 
     cfg = ExtractConfig(backbone=args.backbone, weights="none", image_size=args.image_size, batch_size=args.batch_size)
     accel = resolve_accel()

@@ -104,8 +104,8 @@ def bench_fit(model_name, strategy, global_batch, size, classes, steps, *, mixed
 
 
 def bench_precise_bn(model, reader, batch, size, images):
-    from featx.callbacks.precise_bn import recompute_batchnorm
     from featx.preprocess.pipeline import batchnorm_dataset
+    from featx.train.callbacks.precise_bn import recompute_batchnorm
 
     ds, steps = batchnorm_dataset(reader, batch, size, images=images)
     recompute_batchnorm(model, ds, 1)  # warm up
@@ -117,7 +117,7 @@ def bench_precise_bn(model, reader, batch, size, images):
 def bench_distribution(batch, size, classes, steps, cpu_devices):
     import tensorflow as tf
 
-    from featx.strategy import resolve_strategy
+    from featx.train.strategy import resolve_strategy
 
     one = resolve_strategy("one")
     mirrored = resolve_strategy("mirrored")
@@ -141,10 +141,10 @@ def bench_gpu(a, classes):
     """MiniGoogLeNet / DeeperGoogLeNet fit images/s with mixed precision + XLA, and the pipeline ratio."""
     import tensorflow as tf
 
+    from featx.data.synthetic import write_synthetic_store
     from featx.preprocess.augment import Augment
     from featx.store import open_store
-    from featx.strategy import resolve_strategy
-    from featx.synthetic import write_synthetic_store
+    from featx.train.strategy import resolve_strategy
 
     gpus = tf.config.list_physical_devices("GPU")
     if not gpus:
@@ -179,14 +179,14 @@ def main():
     ap.add_argument("--gpu-steps", type=int, default=50, help="timed fit steps per model in GPU mode")
     a = ap.parse_args()
 
-    from featx.strategy import configure_cpu_devices
+    from featx.train.strategy import configure_cpu_devices
 
     configure_cpu_devices(a.cpu_devices)  # before TensorFlow initialises its devices
     import tensorflow as tf
 
+    from featx.data.synthetic import write_synthetic_store
     from featx.preprocess.augment import Augment
     from featx.store import open_store
-    from featx.synthetic import write_synthetic_store
 
     classes = 10
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@
 
 import argparse
 
-from featx.datasets import write_digits
+from featx.data.datasets import write_digits
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def prepare(work: Path, size: int, seed: int) -> Path:
     from featx.build import build
-    from featx.datasets import write_digits
+    from featx.data.datasets import write_digits
 
     images = write_digits(work / "images", size=64, seed=seed)
     out = work / f"s{size}"

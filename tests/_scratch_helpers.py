@@ -42,7 +42,7 @@ def register_tiny() -> str:
 
 def make_stores(tmp, *, size=20, classes=3, n_train=64, n_val=30, n_test=37):
     """train/val/test synthetic image stores under ``tmp``; returns their paths (str)."""
-    from featx.synthetic import write_synthetic_store
+    from featx.data.synthetic import write_synthetic_store
 
     paths = {}
     for split, n, seed in (("train", n_train, 0), ("val", n_val, 1), ("test", n_test, 2)):

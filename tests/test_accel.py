@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from featx.accel import Accel, resolve_accel
+from featx.runtime.accel import Accel, resolve_accel
 
 
 def test_defaults_follow_the_devices():

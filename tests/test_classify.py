@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featx.classify import export_classifier, fit_classifier, load_classifier, side_paths
 from featx.cli import cli
 from featx.errors import FeatxError
-from featx.metrics import read_metrics
+from featx.fit import export_classifier, fit_classifier, load_classifier, side_paths
+from featx.results.metrics import read_metrics
 from tests._transfer_helpers import separable_features, tiny_model, write_features
 from tests.conftest import color_image, save
 
@@ -216,7 +216,7 @@ def test_predict_end_to_end_from_a_saved_classifier(tmp_path):
 def test_global_scaler_keeps_relative_feature_sizes():
     from sklearn.preprocessing import StandardScaler
 
-    from featx.scaling import GlobalScaler
+    from featx.fit.scaling import GlobalScaler
 
     rng = np.random.default_rng(0)
     X = rng.normal(5, 1, (500, 3)) * np.array([10.0, 1.0, 0.1])

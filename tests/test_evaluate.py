@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from featx.cli import cli
 from featx.errors import FeatxError
-from featx.metrics import rank_k, read_metrics
+from featx.results.metrics import rank_k, read_metrics
 from featx.store import StoreWriter, open_store
 from tests._scratch_helpers import TINY, make_stores, register_tiny
 
@@ -21,8 +21,8 @@ CLASSES = 7  # > 5, so rank-5 is defined
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from featx.optim import OptimConfig
     from featx.train import TrainConfig, train
+    from featx.train.optim import OptimConfig
 
     register_tiny()
     tmp = tmp_path_factory.mktemp("eval")
@@ -116,8 +116,8 @@ def test_cli_writes_metrics_json_with_single_and_ten_crop(setup):
 
 def test_checkpoint_and_custom_output(setup, tmp_path):
     from featx.evaluate import default_output, evaluate
-    from featx.optim import OptimConfig
     from featx.train import TrainConfig, train
+    from featx.train.optim import OptimConfig
 
     stores, _ = setup
     run = tmp_path / "ck"
@@ -175,8 +175,8 @@ def _features(path, dim, classes, n=23, seed=0, backbone="resnet50", weights="im
 
 @pytest.fixture
 def classifier(tmp_path):
-    """A classifier exported by featx.classify (the featx fit path) on 8-d, 6-class features."""
-    from featx.classify import fit_features
+    """A classifier exported by featx.fit (the featx fit path) on 8-d, 6-class features."""
+    from featx.fit import fit_features
 
     train = _features(tmp_path / "train.h5", 8, 6, n=60, seed=1)
     _, paths = fit_features(train, tmp_path / "clf.pkl", jobs=1, cv=2)
@@ -184,7 +184,7 @@ def classifier(tmp_path):
 
 
 def test_classifier_on_features(classifier, tmp_path):
-    from featx.classify import load_classifier
+    from featx.fit import load_classifier
 
     path = classifier
     test = _features(tmp_path / "test.h5", 8, 6, n=23, seed=2)

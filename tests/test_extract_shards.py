@@ -47,7 +47,9 @@ def test_interrupted_sharded_run_redoes_only_unfinished_shards(folder, model_pat
     assert r.shards == 4 and r.shards_run == [2, 3] and r.processed == 2 + 4  # shard 2 resumed at its row 2
     assert "4 shards (2 already done)" in r.summary()
     assert not shardlib.shard_dir(out).exists()
-    assert_same_file(reference, out, exact=True)
+    # allclose, not equal: oneDNN's sums differ in the last bits when a resumed shard's batches
+    # are cut at other rows than the reference's (1.9e-9 on 2 of 90 values with TensorFlow 2.21)
+    assert_same_file(reference, out)
     with h5py.File(out) as f:
         skipped = json.loads(f.attrs["skipped"])
         timing = json.loads(f.attrs["extract_timing"])

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featx.classify import fit_classifier, fit_features
 from featx.cli import cli
 from featx.errors import FeatxError
-from featx.metrics import read_metrics
+from featx.fit import fit_classifier, fit_features
 from featx.report import cells
+from featx.results.metrics import read_metrics
 from featx.store import StoreReader, StoreWriter, open_store
 from tests._transfer_helpers import separable_features
 
@@ -62,11 +62,11 @@ def test_successive_halving_matches_exhaustive_grid_search_on_digits(digits, mon
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from featx.scaling import GlobalScaler
-    from featx.search import DEFAULT_GRID
+    from featx.fit.scaling import GlobalScaler
+    from featx.fit.search import DEFAULT_GRID
 
     Xtr, Xte, ytr, yte = digits
-    monkeypatch.setattr("featx.tuning.HALVING_MIN_SUBSET", 300)  # a quarter of 1,257 rows: 314
+    monkeypatch.setattr("featx.fit.tuning.HALVING_MIN_SUBSET", 300)  # a quarter of 1,257 rows: 314
     ours = fit_classifier(Xtr, ytr, label_names=[str(i) for i in range(10)], X_test=Xte, y_test=yte, cv=3, jobs=2,
                           seed=0, halving=True)
     assert ours.config["search"].startswith("successive halving")

@@ -1,4 +1,4 @@
-"""Classifier integrity (featx.manifest) and feature settings checked end to end, through the CLI.
+"""Classifier integrity (featx.fit.manifest) and feature settings checked end to end, through the CLI.
 
 Edited manifests, a pickle served as skops, features made with other settings, NaN features, and the
 other one-line messages of issue 10: split advice, a corrupt .keras file.
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from featx.classify import export_classifier, fit_classifier, load_classifier, side_paths
 from featx.cli import cli
 from featx.errors import FeatxError
+from featx.fit import export_classifier, fit_classifier, load_classifier, side_paths
 from tests._transfer_helpers import separable_features, write_features
 
 NAMES = ["ant", "bee", "cat", "dog"]
@@ -196,7 +196,7 @@ def test_manifest_module_is_tensorflow_free():
     import subprocess
     import sys
 
-    code = "import featx.manifest, featx.classify, sys; print('tensorflow' in sys.modules)"
+    code = "import featx.fit.manifest, featx.fit, sys; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
@@ -231,7 +231,7 @@ def test_corrupt_keras_file_is_named_as_such(tmp_path):
     feats = write_features(tmp_path / "f.h5", *separable_features(5, 2, 4), ["a", "b"])
     line = one_line_error(run("evaluate", bad, "--data", feats), "model.keras is not a readable Keras model")
     assert "File not found" not in line
-    from featx.keras_files import check_keras_file
+    from featx.runtime.keras_files import check_keras_file
 
     (tmp_path / "empty.keras").write_bytes(b"")
     with pytest.raises(FeatxError, match="not a readable Keras model: .* zip archive and this one is not \\(empty\\)"):

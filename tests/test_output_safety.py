@@ -49,7 +49,7 @@ def _slow(*a, **k):
 m.decode_images = _slow
 """
 BLOCK_FIT = """
-import featx.classify as m
+import featx.fit.api as m
 m.fit_classifier = lambda *a, **k: time.sleep(600)
 """
 #: a stand-in for a training run holding its run folder (the real CLI imports TensorFlow: seconds)
@@ -165,7 +165,7 @@ def test_fit_locked_then_holder_sigkilled_rerun_goes_ahead(feats, tmp_path, monk
     assert not out.exists()
     res = _run("fit", feats, "-o", out, *FIT)  # the dead holder's lock went with it
     assert res.exit_code == 0, res.output
-    from featx.classify import load_classifier
+    from featx.fit import load_classifier
 
     load_classifier(out)
 
@@ -264,11 +264,11 @@ def test_overwrite_refuses_files_featx_did_not_write(class_folder, tmp_path, fea
 
 # ------------------------------------------------------------------------------ writability
 def test_fit_to_unwritable_place_fails_before_fitting(feats, tmp_path, monkeypatch):
-    import featx.classify
+    import featx.fit.api
 
     calls = []
-    monkeypatch.setattr(featx.classify, "fit_classifier", lambda *a, **k: calls.append(a) or pytest.fail("fitted"))
-    monkeypatch.setattr(featx.classify, "load_features", lambda *a, **k: calls.append(a) or pytest.fail("loaded"))
+    monkeypatch.setattr(featx.fit.api, "fit_classifier", lambda *a, **k: calls.append(a) or pytest.fail("fitted"))
+    monkeypatch.setattr(featx.fit.api, "load_features", lambda *a, **k: calls.append(a) or pytest.fail("loaded"))
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where a folder should be")  # root ignores chmod; this it cannot write into
     _one_line_error(_run("fit", feats, "-o", blocker / "clf.pkl", *FIT), "cannot write .*not a folder")

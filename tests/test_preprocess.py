@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from featx.data.synthetic import write_synthetic_store
 from featx.errors import FeatxError
 from featx.preprocess.augment import Augment, augmentation_layers
 from featx.preprocess.crop import center_crop, center_offsets, check_crop, random_crop
 from featx.preprocess.mean import load_mean, mean_subtraction, read_mean_json, with_mean_subtraction
 from featx.preprocess.tencrop import N_CROPS, average_crops, ten_crop, ten_crop_windows
-from featx.synthetic import write_synthetic_store
 from tests._scratch_helpers import register_tiny
 
 

@@ -1,4 +1,4 @@
-"""``featx report`` on metrics records written with featx.metrics (synthetic, hand-checkable)."""
+"""``featx report`` on metrics records written with featx.results.metrics (synthetic, hand-checkable)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from featx.cli import cli
 from featx.errors import FeatxError
-from featx.metrics import make_metrics, rank_k, score, write_metrics
 from featx.report import cells, gather, make_report
+from featx.results.metrics import make_metrics, rank_k, score, write_metrics
 
 
 def test_rank_k_matches_hand_computed_values():

@@ -1,4 +1,4 @@
-"""TensorFlow's C++ start-up lines stay off stderr (featx.tf_logging); ``featx --verbose`` lets them through."""
+"""TensorFlow's C++ start-up lines stay off stderr (featx.runtime.tf_logging); ``featx --verbose`` lets them through."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from featx import tf_logging
+from featx.runtime import tf_logging
 from tests.conftest import save
 
 REPO = Path(__file__).resolve().parents[1]

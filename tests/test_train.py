@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from featx.cli import cli
-from featx.optim import OptimConfig, carry_slots, make_optimizer, make_schedule
+from featx.train.optim import OptimConfig, carry_slots, make_optimizer, make_schedule
 from tests._scratch_helpers import TINY, make_stores, register_tiny
 
 TESTS = Path(__file__).resolve().parent
@@ -127,7 +127,7 @@ _KILLABLE = textwrap.dedent(
     sys.path.insert(0, {root!r})
     from tests._scratch_helpers import register_tiny
     register_tiny()
-    from featx.callbacks import TrainingMonitor
+    from featx.train.callbacks import TrainingMonitor
     _end = TrainingMonitor.on_epoch_end
     def slow_end(self, epoch, logs=None):
         _end(self, epoch, logs)
@@ -331,10 +331,10 @@ def test_adamw_and_optimizer_errors_name_parameters():
 def test_train_config_frozen_validated_and_the_run_state_derives_from_it():
     import dataclasses
 
-    from featx.accel import Accel
     from featx.errors import ParameterError
+    from featx.runtime.accel import Accel
     from featx.train import TrainConfig
-    from featx.train_config import identity_keys
+    from featx.train.config import identity_keys
 
     cfg = TrainConfig(model="minigooglenet", train="t.h5", out="runs/x")
     with pytest.raises(dataclasses.FrozenInstanceError):

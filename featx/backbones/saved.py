@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from featx.backbones.base import Backbone
 from featx.backbones.registry import KERAS_PREFIX
 from featx.backbones.weights import IMAGENET, NONE, sha256_file
 from featx.errors import FeatxError
@@ -33,7 +34,7 @@ def parse_keras_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _load(path: str):
-    from featx.keras_files import load_keras_model
+    from featx.runtime.keras_files import load_keras_model
 
     return load_keras_model(path, compile=False)
 
@@ -51,10 +52,8 @@ def _default_cut(model):
 
 
 def build_saved(spec: str, *, weights=IMAGENET, image_size: int | None = None):
-    """Build a :class:`~featx.backbones.backbone.Backbone` from ``keras:PATH[:LAYER]``."""
+    """Build a :class:`~featx.backbones.base.Backbone` from ``keras:PATH[:LAYER]``."""
     import keras
-
-    from featx.backbones.backbone import Backbone
 
     path, layer = parse_keras_spec(spec)
     if weights not in (None, IMAGENET, NONE, EMBEDDED):

@@ -91,14 +91,14 @@ def cli(verbose):
     Compare:           featx report     Try it all:  featx demo
     """
     if verbose:
-        from featx import tf_logging
+        from featx.runtime import tf_logging
 
         tf_logging.verbose()
 
 
 def main(argv=None):
     """Console-script entry point."""
-    from featx import tf_logging
+    from featx.runtime import tf_logging
 
     tf_logging.quiet()  # TensorFlow's C++ start-up lines off stderr (featx --verbose shows them)
     return cli.main(args=argv, prog_name="featx")

@@ -5,23 +5,25 @@ from __future__ import annotations
 import click
 
 from featx.cli.options import overwrite_option, say, seed_option, warn
-from featx.distributed import RAY_INSTALL
-from featx.manifest import DEFAULT_FORMAT, FORMATS
-from featx.search import (
+from featx.fit import (
     BACKENDS,
     DEFAULT_BACKEND,
     DEFAULT_CV,
+    DEFAULT_EPOCHS,
+    DEFAULT_FORMAT,
     DEFAULT_GRID,
     DEFAULT_MAX_ITER,
     DEFAULT_SCALER,
+    DEFAULT_SLAB_ROWS,
     DEFAULT_SOLVER,
     DEFAULT_TEST_SIZE,
     DEFAULT_TOL,
+    FORMATS,
+    RAY_INSTALL,
     SCALER_CHOICES,
     SCALERS,
     SOLVERS,
 )
-from featx.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS
 
 
 def _grid_text() -> str:
@@ -90,8 +92,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     Prints the best C, the CV score, a classification report, rank-1 / rank-5 accuracy and the
     time. Writes the classifier, CLF.manifest.json and CLF.metrics.json (read by featx report).
     """
-    from featx.classify import fit_features
     from featx.errors import FeatxError
+    from featx.fit import fit_features
 
     if address is not None and backend != "ray":
         raise click.UsageError("--address needs --backend ray")

@@ -24,7 +24,7 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     from featx.predict import predict_images, write_csv
 
     if csv_path:  # before the backbone is built: never over an input, and somewhere writable
-        from featx.classify import side_paths
+        from featx.fit import side_paths
         from featx.outputs import check_not_input, check_writable
 
         check_not_input(csv_path, classifier, *side_paths(classifier), *inputs)

@@ -1,6 +1,6 @@
 """``featx train MODEL --train TRAIN.h5 [--val VAL.h5] -o RUN_DIR``.
 
-Option names match :class:`featx.train_config.TrainConfig`'s fields (and :class:`OptimConfig`'s,
+Option names match :class:`featx.train.config.TrainConfig`'s fields (and :class:`OptimConfig`'s,
 :class:`Augment`'s), so a library error naming a parameter is shown with its flag.
 """
 
@@ -20,10 +20,8 @@ from featx.cli.options import (
     seed_option,
     warn,
 )
-from featx.optim import OPTIMIZERS, SCHEDULES
 from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
-from featx.strategy import STRATEGIES
-from featx.train_config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES
+from featx.train import KEEP, LABEL_SMOOTHING, OPTIMIZERS, PRECISE_BN_IMAGES, SCHEDULES, STRATEGIES
 
 
 def _input_size_help() -> str:
@@ -109,9 +107,8 @@ def command(ctx, model, train, val, out, input_size, epochs, batch_size, strateg
     from a checkpoint with a new learning rate:
     --from-checkpoint RUN_DIR/checkpoints/epoch_020.keras --initial-epoch 20 --lr 1e-3.
     """
-    from featx.optim import OptimConfig
     from featx.preprocess.augment import Augment
-    from featx.train import TrainConfig
+    from featx.train import OptimConfig, TrainConfig
     from featx.train import train as run_training
 
     if resume and overwrite:

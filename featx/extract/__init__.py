@@ -16,6 +16,7 @@ Reader -> mapper -> writer, with a distributor around them (one concept per modu
 from featx.extract.api import ATTR_TIMING, ExtractResult, extract, run_extract
 from featx.extract.config import ENGINES, ExtractConfig
 from featx.extract.mapper import FeatureMapper
+from featx.extract.reader import image_dataset
 from featx.extract.sources import Shard, Source, open_source, plan_shards
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Shard",
     "Source",
     "extract",
+    "image_dataset",
     "open_source",
     "plan_shards",
     "run_extract",

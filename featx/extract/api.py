@@ -4,7 +4,7 @@
 2. the output is locked for the whole run (:func:`featx.outputs.output_lock`: shards and merge
    included); a finished output with the same content definition returns at once, before
    TensorFlow or the backbone is loaded;
-3. :func:`featx.accel.resolve_accel` decides mixed precision / XLA / overlap (from the Ray
+3. :func:`featx.runtime.accel.resolve_accel` decides mixed precision / XLA / overlap (from the Ray
    cluster's GPUs for the Ray engine);
 4. ``engine="local"`` without ``shard_rows`` runs :func:`~featx.extract.local.run_local` over the
    whole table straight into the output (resumable at slab granularity); otherwise the table is cut
@@ -172,7 +172,7 @@ def _run(source: Source, out: Path, cfg: ExtractConfig, base: dict, prebuilt, re
          overwrite: bool, progress, on_batch, conn) -> ExtractResult:
     from tqdm.auto import tqdm
 
-    from featx.accel import resolve_accel
+    from featx.runtime.accel import resolve_accel
 
     accel = resolve_accel(cfg.mixed_precision, cfg.xla, gpus=None if conn is None else conn.gpus)
     mixed = accel.mixed_precision and not cfg.is_saved_model  # a saved model keeps its own dtype policy

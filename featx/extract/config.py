@@ -20,7 +20,7 @@ __all__ = ["ENGINES", "ExtractConfig"]
 @dataclasses.dataclass
 class ExtractConfig:
     """How to extract. ``None`` for ``mixed_precision``/``xla`` means: on with a GPU
-    (:func:`featx.accel.resolve_accel`); ``workers`` (Ray engine) defaults to one per GPU, or 1 on
+    (:func:`featx.runtime.accel.resolve_accel`); ``workers`` (Ray engine) defaults to one per GPU, or 1 on
     a CPU; ``shard_rows`` defaults to a few minutes of work per shard (sharded runs only)."""
 
     backbone: str = DEFAULT_BACKBONE

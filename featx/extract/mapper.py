@@ -22,7 +22,7 @@ class FeatureMapper:
     settings : the backbone settings a features file records (``name``, ``weights``,
         ``image_size``, ...): the backbone is rebuilt from them with
         :func:`~featx.backbones.backbone.backbone_from_settings` (recorded file hashes are checked).
-    mixed_precision, xla : from :func:`featx.accel.resolve_accel`.
+    mixed_precision, xla : from :func:`featx.runtime.accel.resolve_accel`.
     batch_size : with XLA, shorter batches are zero-padded to it so the compiled program is reused.
     backbone : an already built :class:`~featx.backbones.backbone.Backbone` to use in this process
         (it is not pickled; a worker rebuilds from ``settings``).

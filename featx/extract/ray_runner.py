@@ -81,7 +81,7 @@ class ShardWorker:
 
     def __init__(self, mapper: FeatureMapper, run_kwargs: dict):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from featx.accel import set_memory_growth
+        from featx.runtime.accel import set_memory_growth
 
         set_memory_growth()  # before any GPU op: share the GPU instead of taking all of it
         self.mapper = mapper
@@ -89,7 +89,7 @@ class ShardWorker:
         self.rows = 0
 
     def setup(self) -> dict:
-        from featx.accel import gpu_count
+        from featx.runtime.accel import gpu_count
 
         self.mapper.setup()
         self.mapper.warmup()  # tracing / XLA compilation belongs to the cold start, not to the shards

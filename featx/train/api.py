@@ -3,11 +3,11 @@
 Data flow: train.h5 -> :func:`featx.preprocess.pipeline.train_dataset` (block-shuffled every
 epoch, every row, random patch crops, augmentation layers, prefetch) -> model whose first layer
 subtracts the build's means -> ``model.fit`` under a ``tf.distribute`` strategy
-(:mod:`featx.strategy`: one device, or MirroredStrategy over local devices; the global batch is
+(:mod:`featx.train.strategy`: one device, or MirroredStrategy over local devices; the global batch is
 ``batch_size`` per replica x replicas, the learning rate scaled by the replicas unless
 ``lr_scaling=False``) with Keras callbacks:
 
-* :class:`featx.callbacks.PreciseBN`: BatchNorm statistics recomputed on training batches before
+* :class:`featx.train.callbacks.PreciseBN`: BatchNorm statistics recomputed on training batches before
   every validation (and at the end of an epoch without one), so the saved model scores what the
   training curves promise;
 * ``keras.callbacks.ModelCheckpoint(save_best_only=True)`` on ``val_accuracy`` (``keep="best"``):
@@ -15,17 +15,17 @@ subtracts the build's means -> ``model.fit`` under a ``tf.distribute`` strategy
 * ``keras.callbacks.BackupAndRestore`` (``RUN_DIR/backup``): a killed run continues with
   ``--resume`` at the right epoch with its weights and optimizer state (step counter included,
   so the learning-rate schedule continues too);
-* :class:`featx.callbacks.TrainingMonitor`: ``history.json`` + ``curves.png`` every epoch;
-* :class:`featx.callbacks.EpochCheckpoint`: ``checkpoints/epoch_NNN.keras`` every N epochs.
+* :class:`featx.train.callbacks.TrainingMonitor`: ``history.json`` + ``curves.png`` every epoch;
+* :class:`featx.train.callbacks.EpochCheckpoint`: ``checkpoints/epoch_NNN.keras`` every N epochs.
 
 The book's "stop, then restart from a checkpoint at epoch E with a new learning rate" is
 ``from_checkpoint=CKPT, initial_epoch=E, optim=OptimConfig(lr=NEW, ...)``: weights and momentum
 come from the checkpoint, the schedule is new and runs from epoch E to ``epochs``.
 
-The run state (``config.json``) is :class:`featx.train_config.TrainConfig` resolved for this
+The run state (``config.json``) is :class:`featx.train.config.TrainConfig` resolved for this
 machine plus what the run learnt; see that module.
 
-Mixed precision and XLA are decided by :func:`featx.accel.resolve_accel` (on with a GPU; both can
+Mixed precision and XLA are decided by :func:`featx.runtime.accel.resolve_accel` (on with a GPU; both can
 be forced either way).
 """
 
@@ -45,8 +45,8 @@ from featx.outputs import (
     output_lock,
     write_error,
 )
-from featx.rundir import CONFIG_SCHEMA, RunDir
-from featx.train_config import TrainConfig
+from featx.train.config import TrainConfig
+from featx.train.rundir import CONFIG_SCHEMA, RunDir
 from featx.utils import atomic_write_json
 
 __all__ = ["TrainConfig", "TrainResult", "apply_l2", "train"]
@@ -181,7 +181,7 @@ def _plan(run: RunDir, new: dict, cfg_keys, *, resume: bool, overwrite: bool) ->
 
 
 def _result(run: RunDir, conf: dict, *, reused: bool, resumed_from=None, warnings=()) -> TrainResult:
-    from featx.callbacks.training_monitor import load_history
+    from featx.train.callbacks.training_monitor import load_history
 
     hist = load_history(run.history)
     last = {k: v[-1] for k, v in hist.items() if isinstance(v, list) and v and k not in ("epoch",)}
@@ -203,7 +203,7 @@ def _build_model(cfg: TrainConfig, conf: dict):
 
     size = conf["input_size"]
     if cfg.from_checkpoint:
-        from featx.keras_files import load_keras_model
+        from featx.runtime.keras_files import load_keras_model
 
         model = load_keras_model(cfg.from_checkpoint, compile=True)
         want_in, want_out = (None, size, size, 3), (None, conf["classes"])
@@ -287,9 +287,9 @@ def _check_output(cfg: TrainConfig, run: RunDir, *, overwrite: bool) -> None:
 
 
 def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool, verbose, on_warning) -> TrainResult:
-    from featx.accel import resolve_accel
-    from featx.strategy import configure_cpu_devices, resolve_strategy
-    from featx.train_config import identity_keys
+    from featx.runtime.accel import resolve_accel
+    from featx.train.config import identity_keys
+    from featx.train.strategy import configure_cpu_devices, resolve_strategy
 
     warnings: list[str] = []
     configure_cpu_devices(cfg.cpu_devices)  # before anything initialises TensorFlow's devices
@@ -357,9 +357,9 @@ def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool
 def _callbacks(cfg: TrainConfig, run: RunDir, tr, va, conf: dict, plan: str, resumed_from):
     import keras
 
-    from featx.callbacks import EpochCheckpoint, PreciseBN, TrainingMonitor
-    from featx.callbacks.training_monitor import load_history
     from featx.preprocess.pipeline import batchnorm_dataset
+    from featx.train.callbacks import EpochCheckpoint, PreciseBN, TrainingMonitor
+    from featx.train.callbacks.training_monitor import load_history
 
     callbacks = [TrainingMonitor(run.curves, run.history, title=f"{cfg.model} ({run.root.name})")]
     if cfg.precise_bn_images:
@@ -384,9 +384,9 @@ def _callbacks(cfg: TrainConfig, run: RunDir, tr, va, conf: dict, plan: str, res
 def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warnings, verbose) -> TrainResult:
     import keras
 
-    from featx.callbacks.training_monitor import load_history
-    from featx.optim import carry_slots, make_optimizer
     from featx.preprocess.pipeline import eval_dataset, steps_per_epoch, train_dataset
+    from featx.train.callbacks.training_monitor import load_history
+    from featx.train.optim import carry_slots, make_optimizer
 
     run.root.mkdir(parents=True, exist_ok=True)
     segments = list((old or {}).get("segments", []))

@@ -26,13 +26,14 @@ import os
 import pickle
 from pathlib import Path
 
+from featx import __version__
 from featx.errors import FeatxError
 
 #: Classifier file formats (``featx fit --format``) and the default.
 FORMATS = ("pickle", "skops")
 DEFAULT_FORMAT = "pickle"
 #: featx's own estimator types that a skops file may hold (plain data, no code runs on load).
-SKOPS_TRUSTED = ("featx.scaling.GlobalScaler",)
+SKOPS_TRUSTED = ("featx.fit.scaling.GlobalScaler",)
 #: Feature settings that must agree between a classifier and the features or images it scores.
 CHECKED_SETTINGS = ("name", "weights", "image_size", "preprocessing", "weights_sha256", "model_sha256")
 
@@ -91,7 +92,14 @@ def _deserialize(p: Path, blob: bytes, manifest: dict):
             "re-export it with featx fit --format skops"
         )
     if fmt == "pickle":
-        return pickle.loads(blob)  # noqa: S301 - sha256 verified against the manifest, bytes and claims agree
+        try:
+            return pickle.loads(blob)  # noqa: S301 - sha256 verified against the manifest, bytes and claims agree
+        except (ModuleNotFoundError, AttributeError) as e:  # a class that moved (featx 0.2's featx.scaling)
+            made = (manifest.get("versions") or {}).get("featx", "another version")
+            raise FeatxError(
+                f"{p} was written by featx {made} and names code this featx {__version__} does not have ({e}): "
+                "refit it with featx fit"
+            ) from None
     try:
         import skops.io as sio
     except ImportError:  # pragma: no cover - optional extra

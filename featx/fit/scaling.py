@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from featx.search import SCALERS  # noqa: F401 - public name
+from featx.fit.search import SCALERS  # noqa: F401 - public name
 
 #: Rows per chunk when scaling in place (bounded temporary memory).
 CHUNK_ROWS = 8192

@@ -1,6 +1,6 @@
 """``featx evaluate``: rank-1 / rank-5 accuracy, per-class report and confusion matrix.
 
-Two kinds of target, one metrics record (:mod:`featx.metrics`, read by ``featx report``):
+Two kinds of target, one metrics record (:mod:`featx.results.metrics`, read by ``featx report``):
 
 * a ``featx train`` run folder (or a ``.keras`` model / checkpoint inside one) on an *images*
   file: single-crop (center crop at the model input size) and, with ``ten_crop=True``, the 4
@@ -23,8 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from featx.errors import FeatxError
-from featx.metrics import make_metrics, score, write_metrics
-from featx.rundir import RunDir, is_run_dir
+from featx.results.metrics import make_metrics, score, write_metrics
+from featx.train import RunDir, is_run_dir
 
 
 @dataclass
@@ -109,9 +109,9 @@ def predict_images(model, reader, input_size: int, *, ten_crop: bool, batch_size
     return probs, seconds
 
 
-def evaluate_model(target, data, *, ten_crop=False, batch_size=64, out=None, progress=None) -> EvalResult:
+def evaluate_network(target, data, *, ten_crop=False, batch_size=64, out=None, progress=None) -> EvalResult:
     """Evaluate a scratch model (run folder, model.keras or checkpoint) on an images file."""
-    from featx.keras_files import load_keras_model
+    from featx.runtime.keras_files import load_keras_model
     from featx.store import open_store
 
     target = Path(target)
@@ -185,9 +185,8 @@ def _manifest_backbone(manifest: dict) -> tuple[str | None, str | None]:
 
 def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=None, progress=None) -> EvalResult:
     """Evaluate an exported ``featx fit`` classifier on a features file (from ``featx extract``)."""
-    from featx.classify import full_proba, load_classifier
-    from featx.costs import evaluation_costs, read_timing
-    from featx.manifest import check_feature_settings
+    from featx.fit import check_feature_settings, full_proba, load_classifier
+    from featx.results.costs import evaluation_costs, read_timing
     from featx.store import feature_settings, open_store
 
     if ten_crop:
@@ -284,7 +283,7 @@ def evaluate(target, data, *, ten_crop=False, batch_size=None, out=None, progres
     path = Path(out) if out else default_output(t)
     inputs = [t, data]
     if not scratch:
-        from featx.classify import side_paths
+        from featx.fit import side_paths
 
         inputs.append(side_paths(t)[0])  # the classifier's manifest
     check_not_input(path, *inputs)
@@ -292,5 +291,5 @@ def evaluate(target, data, *, ten_crop=False, batch_size=None, out=None, progres
     check_writable(path)
     with output_lock(path):
         if scratch:
-            return evaluate_model(t, data, ten_crop=ten_crop, batch_size=batch_size or 64, out=path, progress=progress)
+            return evaluate_network(t, data, ten_crop=ten_crop, batch_size=batch_size or 64, out=path, progress=progress)
         return evaluate_classifier(t, data, ten_crop=ten_crop, batch_size=batch_size or 4096, out=path, progress=progress)

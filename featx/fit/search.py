@@ -10,7 +10,7 @@ accuracy, as the book's search is.
 
 * Folds: ``StratifiedKFold(cv, shuffle=True, random_state=seed)``; the folds run in parallel
   through joblib, under the backend the caller chose (``threading`` by default: no process copies
-  of the features; ``loky``; or ``ray`` via :mod:`featx.distributed`).
+  of the features; ``loky``; or ``ray`` via :mod:`featx.fit.backends`).
 * The winner: the best mean fold accuracy, ties to the smaller ``C``; refit on all training rows
   warm-started from the mean of the fold solutions at that ``C``.
 * Deterministic: lbfgs is deterministic, BLAS runs one thread per parallel fit.
@@ -38,14 +38,14 @@ DEFAULT_TOL = 1e-3
 DEFAULT_MAX_ITER = 1000
 #: Cross-validation folds.
 DEFAULT_CV = 3
-#: Feature scalers cross-validation chooses among (:mod:`featx.scaling`).
+#: Feature scalers cross-validation chooses among (:mod:`featx.fit.scaling`).
 SCALERS = ("standard", "global")
 #: ``scaler`` choices: one scaler, or ``auto`` (cross-validation picks among :data:`SCALERS`).
 SCALER_CHOICES = ("auto", *SCALERS)
 DEFAULT_SCALER = "auto"
 #: Held-out rows when no test file is given (fraction, or a whole count).
 DEFAULT_TEST_SIZE = 0.25
-#: Solvers: ``lbfgs`` (in memory, this module) or ``sgd`` (out of core, :mod:`featx.sgd`).
+#: Solvers: ``lbfgs`` (in memory, this module) or ``sgd`` (out of core, :mod:`featx.fit.sgd`).
 SOLVERS = ("lbfgs", "sgd")
 DEFAULT_SOLVER = "lbfgs"
 #: Successive halving (rows): all scalers x the whole grid on a stratified HALVING_FRACTION of the

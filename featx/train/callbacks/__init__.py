@@ -10,8 +10,8 @@
 Killed-run resume itself uses Keras' own ``keras.callbacks.BackupAndRestore``.
 """
 
-from featx.callbacks.epoch_checkpoint import EpochCheckpoint
-from featx.callbacks.precise_bn import PreciseBN
-from featx.callbacks.training_monitor import TrainingMonitor
+from featx.train.callbacks.epoch_checkpoint import EpochCheckpoint
+from featx.train.callbacks.precise_bn import PreciseBN
+from featx.train.callbacks.training_monitor import TrainingMonitor
 
 __all__ = ["EpochCheckpoint", "PreciseBN", "TrainingMonitor"]

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator
 
 from featx.errors import FeatxError
-from featx.search import BACKENDS
+from featx.fit.search import BACKENDS
 
 RAY_INSTALL = 'pip install "featx[ray]"'
 

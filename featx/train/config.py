@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from featx.errors import ParameterError
-from featx.optim import OptimConfig
 from featx.preprocess.augment import DEFAULT_PRESET, Augment
-from featx.strategy import STRATEGIES, check_strategy
+from featx.train.optim import OptimConfig
+from featx.train.strategy import STRATEGIES, check_strategy
 
 KEEP = ("best", "last")
 #: training images per BatchNorm recomputation unless told otherwise (0: precise BN off)
@@ -92,7 +92,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived
     def resolve(self, *, input_size: int, accel, strategy: str) -> TrainConfig:
         """This config with the model's input size, ``accel``'s mixed precision and XLA
-        (:func:`featx.accel.resolve_accel`) and the resolved ``strategy``; paths absolute."""
+        (:func:`featx.runtime.accel.resolve_accel`) and the resolved ``strategy``; paths absolute."""
 
         def absolute(p):
             return None if p is None else str(Path(p).resolve())

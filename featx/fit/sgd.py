@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from featx.search import DEFAULT_TEST_SIZE, SCALERS
+from featx.fit.search import DEFAULT_TEST_SIZE, SCALERS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -118,16 +118,16 @@ def fit_sgd(
     epochs: int = DEFAULT_EPOCHS,
     **_ignored,
 ):
-    """Fit on the features file ``features`` slab by slab; returns a :class:`featx.classify.FitResult`."""
+    """Fit on the features file ``features`` slab by slab; returns a :class:`featx.fit.FitResult`."""
     import numpy as np
     from sklearn.linear_model import SGDClassifier
     from sklearn.pipeline import Pipeline
 
-    from featx.classify import FitResult, full_proba
     from featx.errors import FeatxError
-    from featx.metrics import score
-    from featx.scaling import global_from_standard, make_scaler
-    from featx.search import DEFAULT_GRID
+    from featx.fit.result import FitResult, full_proba
+    from featx.fit.scaling import global_from_standard, make_scaler
+    from featx.fit.search import DEFAULT_GRID
+    from featx.results.metrics import score
     from featx.store import open_store
 
     grid = sorted(float(c) for c in (DEFAULT_GRID if grid is None else grid))

@@ -6,11 +6,11 @@
   are scaled **in place**, in float32: switching between the two scalers is a per-column factor,
   also in place. (The statistics include the rows of every validation fold: an unsupervised mean
   and variance, which shifts the CV scores negligibly and saves a copy of the features per fold.)
-* For each candidate scaler, :func:`featx.search.cv_path` walks the ``C`` grid in every fold with
+* For each candidate scaler, :func:`featx.fit.search.cv_path` walks the ``C`` grid in every fold with
   warm starts (each fit starts from the previous ``C``'s solution); the best mean CV accuracy wins,
   ties to the smaller ``C``, then to the scaler listed first; the winner is refit on all training
   rows, warm-started from the mean fold solution.
-* Speed: folds run in parallel under a joblib backend (:mod:`featx.distributed`); each parallel fit
+* Speed: folds run in parallel under a joblib backend (:mod:`featx.fit.backends`); each parallel fit
   gets ``cores / parallel fits`` BLAS threads -- lbfgs' skinny matrix products gain little from
   threads and lose a lot when threads compete.
 """
@@ -23,8 +23,7 @@ import time
 
 import numpy as np
 
-from featx.scaling import SCALERS
-from featx.search import (  # noqa: F401 - public names
+from featx.fit.search import (  # noqa: F401 - public names
     BACKENDS,
     DEFAULT_BACKEND,
     DEFAULT_CV,
@@ -35,6 +34,7 @@ from featx.search import (  # noqa: F401 - public names
     HALVING_MIN_ROWS,
     HALVING_MIN_SUBSET,
     HALVING_WINDOW,
+    SCALERS,
 )
 
 
@@ -56,8 +56,8 @@ def make_pipeline(
     """A scaler + ``LogisticRegression(solver="lbfgs")`` pipeline."""
     from sklearn.pipeline import Pipeline
 
-    from featx.scaling import make_scaler
-    from featx.search import make_lr
+    from featx.fit.scaling import make_scaler
+    from featx.fit.search import make_lr
 
     return Pipeline([("scale", make_scaler(scaler)), ("lr", make_lr(C, tol=tol, max_iter=max_iter, seed=seed))])
 
@@ -103,8 +103,8 @@ def search(
 ) -> SearchResult:
     """Find the best scaler and ``C`` by cross-validation; refit it on all of ``(X, y)``.
 
-    ``halving`` (default: on from :data:`~featx.search.HALVING_MIN_ROWS` rows with a grid longer
-    than :data:`~featx.search.HALVING_WINDOW`): a first rung searches every scaler and ``C`` on a
+    ``halving`` (default: on from :data:`~featx.fit.search.HALVING_MIN_ROWS` rows with a grid longer
+    than :data:`~featx.fit.search.HALVING_WINDOW`): a first rung searches every scaler and ``C`` on a
     stratified quarter of the rows, the second only the best scaler and the ``C`` values around
     the best, on all rows (successive halving over rows, as ``HalvingGridSearchCV``).
 
@@ -114,15 +114,15 @@ def search(
     from sklearn.pipeline import Pipeline
     from threadpoolctl import threadpool_limits
 
-    from featx.distributed import joblib_backend
-    from featx.scaling import (
+    from featx.fit.backends import joblib_backend
+    from featx.fit.scaling import (
         column_scale,
         fit_standard,
         global_from_standard,
         rescale_inplace,
         transform_inplace,
     )
-    from featx.search import cv_paths, refit
+    from featx.fit.search import cv_paths, refit
 
     grid = sorted(float(c) for c in (DEFAULT_GRID if grid is None else grid))
     X = np.asarray(X)

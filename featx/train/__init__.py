@@ -1,0 +1,38 @@
+"""``featx train``: a scratch network from an images store, resumable, with a run folder.
+
+* :mod:`~featx.train.config`: :class:`TrainConfig`, every parameter validated once;
+* :mod:`~featx.train.optim`: optimizers and learning-rate schedules (:class:`OptimConfig`);
+* :mod:`~featx.train.strategy`: ``tf.distribute`` strategies (one, mirrored) and CPU devices;
+* :mod:`~featx.train.callbacks`: training monitor, epoch checkpoints, precise BN;
+* :mod:`~featx.train.rundir`: the run folder's files (:class:`RunDir`), read by evaluate and report;
+* :mod:`~featx.train.api`: :func:`train`, which ties them together.
+"""
+
+from featx.train.api import TrainResult, apply_l2, train
+from featx.train.config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES, TrainConfig, identity_keys
+from featx.train.optim import OPTIMIZERS, SCHEDULES, OptimConfig, make_optimizer, make_schedule
+from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir
+from featx.train.strategy import STRATEGIES, check_strategy, configure_cpu_devices, resolve_strategy
+
+__all__ = [
+    "CONFIG_SCHEMA",
+    "KEEP",
+    "LABEL_SMOOTHING",
+    "OPTIMIZERS",
+    "PRECISE_BN_IMAGES",
+    "SCHEDULES",
+    "STRATEGIES",
+    "OptimConfig",
+    "RunDir",
+    "TrainConfig",
+    "TrainResult",
+    "apply_l2",
+    "check_strategy",
+    "configure_cpu_devices",
+    "identity_keys",
+    "is_run_dir",
+    "make_optimizer",
+    "make_schedule",
+    "resolve_strategy",
+    "train",
+]
