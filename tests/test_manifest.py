@@ -236,3 +236,21 @@ def test_corrupt_keras_file_is_named_as_such(tmp_path):
     (tmp_path / "empty.keras").write_bytes(b"")
     with pytest.raises(FeatxError, match="not a readable Keras model: .* zip archive and this one is not \\(empty\\)"):
         check_keras_file(tmp_path / "empty.keras")
+
+
+def test_a_classifier_naming_code_that_moved_is_refused_in_one_line(tmp_path, data):
+    """A featx 0.2 pickle of the global scaler names ``featx.scaling.GlobalScaler`` (moved in 0.3)."""
+    X, y = data
+    fit = fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=2, jobs=1, grid=[1.0],
+                         scalers=["global"])
+    paths = export_classifier(fit, tmp_path / "clf.pkl", backbone=dict(BB32))
+    estimator = pickle.loads(paths["classifier"].read_bytes())
+    blob = pickle.dumps(estimator, protocol=2)  # protocol 2 names classes as text: "module\nname\n"
+    assert b"featx.fit.scaling\nGlobalScaler" in blob
+    old = blob.replace(b"featx.fit.scaling\nGlobalScaler", b"featx.scaling\nGlobalScaler")  # 0.2's path
+    paths["classifier"].write_bytes(old)
+    manifest = json.loads(paths["manifest"].read_text())
+    manifest["sha256"], manifest["size_bytes"], manifest["versions"]["featx"] = hashlib.sha256(old).hexdigest(), len(old), "0.2.0"
+    paths["manifest"].write_text(json.dumps(manifest))
+    with pytest.raises(FeatxError, match=r"written by featx 0\.2\.0 and names code .*featx\.scaling.*refit it"):
+        load_classifier(paths["classifier"])
