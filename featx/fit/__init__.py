@@ -9,6 +9,8 @@ One module a step, in the order :func:`fit_features` calls them:
   backend of :mod:`~featx.fit.backends` (threading, loky, Ray);
 * :mod:`~featx.fit.sgd`: the out-of-core solver (``--solver sgd``), streamed slab by slab;
 * :mod:`~featx.fit.result`: :class:`FitResult` and :func:`full_proba`;
+* :mod:`~featx.fit.head`: :func:`dense_head`, the classifier (scaler folded in) as a Dense softmax
+  layer's kernel and bias (``featx finetune --head``, ``featx export``);
 * :mod:`~featx.fit.export` and :mod:`~featx.fit.manifest`: the classifier file, its manifest,
   and the verified load (:func:`load_classifier`) that predict and evaluate use.
 
@@ -19,6 +21,7 @@ from featx.fit.api import fit_features
 from featx.fit.backends import RAY_INSTALL, import_ray, joblib_backend
 from featx.fit.export import export_classifier, load_classifier, versions
 from featx.fit.features import check_same_extraction, load_features
+from featx.fit.head import dense_head
 from featx.fit.lbfgs import fit_classifier
 from featx.fit.manifest import (
     DEFAULT_FORMAT,
@@ -66,6 +69,7 @@ __all__ = [
     "FitResult",
     "check_feature_settings",
     "check_same_extraction",
+    "dense_head",
     "export_classifier",
     "fit_classifier",
     "fit_features",
