@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from featx.errors import FeatxError
-from featx.fit import dense_head, full_proba
+from featx.fit import dense_head, full_proba, head_activation
 from featx.fit.scaling import GlobalScaler
 from tests._transfer_helpers import separable_features
 
@@ -65,3 +65,16 @@ def test_one_vs_rest_is_refused_unless_accepted():
         dense_head(est)
     kernel, bias = dense_head(est, ovr="softmax")  # same ranking, other probabilities
     assert (np.argmax(X @ kernel + bias, 1) == est.predict(X)).all()
+    assert head_activation(est) == "ovr"
+    # its probabilities: the per-class sigmoids normalised, i.e. softmax(log_sigmoid(logits))
+    z = X.astype(np.float64) @ kernel + bias
+    assert np.abs(_softmax(-np.logaddexp(0, -z)) - est.predict_proba(X)).max() < 1e-5
+    assert np.abs(_softmax(z) - est.predict_proba(X)).max() > 1e-3  # the plain softmax is not it
+
+
+def test_head_activation_of_logistic_regressions():
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = separable_features(n_per_class=10, classes=3, dim=4, seed=4)
+    assert head_activation(_pipeline(StandardScaler(), X, y)) == "softmax"  # multinomial
+    assert head_activation(_pipeline(StandardScaler(), X[y < 2], y[y < 2])) == "softmax"  # binary

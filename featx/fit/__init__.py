@@ -21,7 +21,7 @@ from featx.fit.api import fit_features
 from featx.fit.backends import RAY_INSTALL, import_ray, joblib_backend
 from featx.fit.export import export_classifier, load_classifier, versions
 from featx.fit.features import check_same_extraction, load_features
-from featx.fit.head import dense_head
+from featx.fit.head import dense_head, head_activation
 from featx.fit.lbfgs import fit_classifier
 from featx.fit.manifest import (
     DEFAULT_FORMAT,
@@ -75,6 +75,7 @@ __all__ = [
     "fit_features",
     "fit_sgd",
     "full_proba",
+    "head_activation",
     "import_ray",
     "joblib_backend",
     "load_classifier",

@@ -14,6 +14,7 @@ export`` serves it).
 * One-vs-rest models (``SGDClassifier``, ``featx fit --solver sgd``, with more than two classes)
   normalise per-class sigmoids, which no softmax layer reproduces: refused in one line unless
   ``ovr="softmax"`` accepts the softmax of their logits (the same ranking, other probabilities).
+  :func:`head_activation` tells them apart: their probabilities are ``softmax(log_sigmoid(logits))``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,17 @@ def _is_ovr(model, n_logits: int) -> bool:
         return False
     name = type(model).__name__
     return name != "LogisticRegression" or getattr(model, "multi_class", "auto") == "ovr"
+
+
+def head_activation(estimator) -> str:
+    """How :func:`dense_head`'s logits (with ``ovr="softmax"``) become ``predict_proba``'s probabilities.
+
+    ``"softmax"`` for a multinomial or binary logistic regression; ``"ovr"`` for a one-vs-rest model
+    on more than two classes, whose probabilities are the per-class sigmoids normalised to sum to
+    one, i.e. ``softmax(log_sigmoid(logits))`` (what ``featx export`` builds for ``--solver sgd``).
+    """
+    _, model = _steps(estimator)
+    return "ovr" if _is_ovr(model, np.atleast_2d(model.coef_).shape[0]) else "softmax"
 
 
 def dense_head(estimator, n_classes: int | None = None, *, ovr: str = "refuse") -> tuple[np.ndarray, np.ndarray]:
