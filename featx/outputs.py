@@ -9,8 +9,8 @@
 * :func:`check_not_input`: an output that resolves to one of the command's inputs is refused.
 * :func:`check_overwritable`: an existing output that featx did not write is refused (with or
   without ``--overwrite``).
-* :func:`check_writable`: creates and removes a temporary file where the output goes, so a
-  read-only folder fails before minutes of work, not after.
+* :func:`check_writable`: creates and removes a temporary file where the output goes (creating no
+  folder), so a read-only folder fails before minutes of work, not after.
 * :func:`write_error`: the one-line message for an ``OSError`` while writing (disk full ...).
 """
 
@@ -259,9 +259,10 @@ def _existing_parent(p: Path) -> Path:
 def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
     """Fail now, in one line, when output ``path`` (a file, or a folder with ``folder=True``) cannot be written.
 
-    Creates the folder that will hold it (as the run would) and creates and removes a temporary file
-    there: this is the real test (permissions, read-only mounts, a parent that is a file, a full
-    inode table), not ``os.access``.
+    Creates and removes a temporary file in the folder that will hold it or, when that folder does
+    not exist yet, in its nearest existing parent (where the run will create it): this is the real
+    test (permissions, read-only mounts, a parent that is a file, a full inode table), not
+    ``os.access``. Nothing is left behind: a run refused after this check leaves no empty folder.
     """
     p = Path(path)
     target = p if folder else p.parent
@@ -271,11 +272,7 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
     if not base.is_dir():
         raise FeatxError(f"cannot write {path}: {base} is not a folder")
     try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise write_error(target, e, what="cannot create folder") from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".featx-write-test-", dir=target)
+        fd, tmp = tempfile.mkstemp(prefix=".featx-write-test-", dir=base)
     except OSError as e:
         raise write_error(p, e) from None
     os.close(fd)

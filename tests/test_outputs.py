@@ -151,8 +151,8 @@ def test_check_overwritable_accepts_only_featx_outputs(tmp_path):
 
 def test_check_writable_fails_before_work(tmp_path, monkeypatch):
     check_writable(tmp_path / "new" / "deeper" / "clf.pkl")
-    assert (tmp_path / "new" / "deeper").is_dir()
-    assert list((tmp_path / "new" / "deeper").iterdir()) == []  # the probe file is gone
+    assert list(tmp_path.iterdir()) == []  # probed in the nearest existing folder: no folder made, no probe left
+    (tmp_path / "new").mkdir()
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(FeatxError, match="not a folder"):

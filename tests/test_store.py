@@ -263,3 +263,42 @@ def test_feature_settings_reads_new_and_old_files(tmp_path):
     assert feature_settings(oldest) == {"name": "mobilenetv2", "weights": "none", "image_size": 32,
                                         "preprocessing": "tf", "resize": None}
     assert feature_settings({"config": "{}"}) == {}
+
+
+def _tamper(path: Path, name: str, data) -> None:
+    with h5py.File(path, "r+") as f:
+        dtype = f[name].dtype if name in f else None
+        del f[name]
+        f.create_dataset(name, data=data, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["images", "features"])
+def test_inconsistent_files_are_refused_when_opened(tmp_path, kind):
+    """One check where a store is opened: row counts, label range, shapes: every command gets one line."""
+    shape, dtype = ((4, 4, 3), np.uint8) if kind == "images" else ((5,), np.float32)
+    good = tmp_path / "good.h5"
+    w = _writer(good, n=9, kind=kind, row_shape=shape, dtype=dtype)
+    w.add_batch(0, np.stack([_row(i, shape, dtype) for i in range(9)]))
+    w.finish()
+    with open_store(good, kind=kind) as r:
+        assert len(r) == 9 and len(r.labels) == 9 and len(r.paths) == 9
+    cases = {
+        "labels": (np.arange(7) % 3, r"'\w+' has 9 rows but 'labels' has 7"),
+        "paths": (np.array(["a.jpg"] * 8, dtype=object), r"has 9 rows but 'paths' has 8 rows"),
+        "label_names": (np.array(["ant", "bee"], dtype=object), r"'labels' go up to 2 but 'label_names' has 2 names"),
+    }
+    for name, (data, message) in cases.items():
+        bad = tmp_path / f"bad_{name}.h5"
+        bad.write_bytes(good.read_bytes())
+        _tamper(bad, name, data)
+        with pytest.raises(FeatxError, match=message) as e:
+            open_store(bad, kind=kind)
+        assert "\n" not in str(e.value) and "rewrite it with the command that made it" in str(e.value)
+    flat = tmp_path / "flat.h5"
+    flat.write_bytes(good.read_bytes())
+    with h5py.File(flat, "r+") as f:
+        x = f[kind][:]
+        del f[kind]
+        f[kind] = x.reshape(9, -1)[:, :2] if kind == "images" else x[:, :, None]
+    with pytest.raises(FeatxError, match=f"dataset '{kind}' must be"):
+        open_store(flat, kind=kind)

@@ -73,21 +73,72 @@ class StoreReader:
                 f"or an HDF5 file with datasets {kind!r} and 'labels')"
             )
         self.kind = file_kind
+        if not isinstance(f.get(DATASET_FOR_KIND[file_kind]), h5py.Dataset):
+            self._fail(f"has no '{DATASET_FOR_KIND[file_kind]}' dataset: the file is inconsistent; "
+                       "rewrite it with the command that made it")
         self.data = f[DATASET_FOR_KIND[file_kind]]
         #: rows come back as this dtype (foreign images stored as float pixels are read as uint8)
         self.dtype = self.data.dtype
-        if self.foreign:
-            if file_kind == "images" and self.data.dtype != np.uint8:
-                self.dtype = np.dtype(np.uint8)
-            return
-        self.labels = f["labels"][:].astype(np.int64)
-        self.label_names = _decode(f["label_names"][:])
-        self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
-        self.config = json.loads(self.attrs.get(ATTR_CONFIG) or "{}")
+        if file_kind == "images" and self.data.dtype != np.uint8:
+            self.dtype = np.dtype(np.uint8)
+        if not self.foreign:
+            self.labels, self.label_names = self._check_rows(self.data)
+            self.attrs = {k: _attr(v) for k, v in f.attrs.items()}
+            try:
+                self.config = json.loads(self.attrs.get(ATTR_CONFIG) or "{}")
+            except (TypeError, ValueError):
+                self._fail(f"its '{ATTR_CONFIG}' attribute is not JSON: the file is inconsistent; "
+                           "rewrite it with the command that made it")
 
     def _fail(self, msg: str):
         self.close()
         raise FeatxError(f"{self.path}: {msg}")
+
+    def _check_rows(self, data: h5py.Dataset) -> tuple[np.ndarray, list[str]]:
+        """Check once, for every command, that the datasets agree: the main dataset's shape and dtype,
+        one numeric label per row that indexes the label names, one path per row. Returns
+        ``(labels, label_names)``; a featx file must have its ``label_names``, a foreign one may not."""
+        f, name = self._file, data.name.lstrip("/")
+        again = "" if self.foreign else ": the file is inconsistent; rewrite it with the command that made it"
+        want = {"features": 2, "images": 4}[self.kind]
+        if data.ndim != want:
+            shape = "(N, D)" if self.kind == "features" else "(N, height, width, channels)"
+            self._fail(f"dataset '{name}' must be {shape}. Received shape {data.shape}{again}")
+        if self.kind == "images" and data.shape[-1] not in (1, 3):
+            self._fail(f"dataset 'images' must have 1 or 3 channels last. Received shape {data.shape}{again}")
+        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+            self._fail(f"dataset '{name}' must hold numbers. Received dtype {data.dtype}{again}")
+        labels = f.get("labels")
+        if not isinstance(labels, h5py.Dataset) or labels.ndim != 1 or not (
+            np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
+        ):
+            self._fail(f"needs a 1-D numeric 'labels' dataset beside '{name}'{again}")
+        n = int(data.shape[0])
+        if labels.shape[0] != n:
+            self._fail(f"'{name}' has {n} rows but 'labels' has {labels.shape[0]}{again}")
+        raw = labels[:]
+        if np.issubdtype(raw.dtype, np.floating) and not np.all(raw == np.round(raw)):
+            self._fail(f"'labels' must be whole class numbers{again}")
+        y = raw.astype(np.int64)
+        if n and y.min() < 0:
+            self._fail(f"'labels' must be >= 0. Received minimum {y.min()}{again}")
+        names = f.get("label_names")
+        if isinstance(names, h5py.Dataset):
+            if names.ndim != 1 or not (names.dtype.kind in "SOU" or h5py.check_string_dtype(names.dtype)):
+                self._fail(f"'label_names' must be a 1-D list of strings. Received shape {names.shape}, "
+                           f"dtype {names.dtype}{again}")
+            label_names = _decode(names[:])
+            if n and y.max() >= len(label_names):
+                self._fail(f"'labels' go up to {y.max()} but 'label_names' has {len(label_names)} names{again}")
+        elif not self.foreign:
+            self._fail(f"has no 'label_names' dataset{again}")
+        else:
+            label_names = [str(k) for k in range((int(y.max()) + 1) if n else 0)]
+        paths = f.get("paths")
+        if paths is not None and (not isinstance(paths, h5py.Dataset) or paths.ndim != 1 or paths.shape[0] != n):
+            got = f"{paths.shape[0]} rows" if isinstance(paths, h5py.Dataset) and paths.ndim == 1 else "another shape"
+            self._fail(f"'{name}' has {n} rows but 'paths' has {got}{again}")
+        return y, label_names
 
     def _open_foreign(self, kind: str | None) -> str:
         """A file without featx attrs, such as the book's ``HDF5DatasetWriter`` output (datasets
@@ -98,40 +149,12 @@ class StoreReader:
         found = [k for k in ("features", "images") if isinstance(f.get(k), h5py.Dataset)]
         if not found:
             self._fail("is not a featx file (no 'kind' attribute) and has no 'features' or 'images' dataset")
-        file_kind = kind if kind in found else found[0]
+        file_kind = self.kind = kind if kind in found else found[0]
         data = f[file_kind]
-        want = {"features": 2, "images": 4}[file_kind]
-        if data.ndim != want:
-            shape = "(N, D)" if file_kind == "features" else "(N, height, width, channels)"
-            self._fail(f"dataset '{file_kind}' must be {shape}. Received shape {data.shape}")
-        if file_kind == "images" and data.shape[-1] not in (1, 3):
-            self._fail(f"dataset 'images' must have 1 or 3 channels last. Received shape {data.shape}")
-        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
-            self._fail(f"dataset '{file_kind}' must hold numbers. Received dtype {data.dtype}")
-        labels = f.get("labels")
-        if not isinstance(labels, h5py.Dataset) or labels.ndim != 1 or not (
-            np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)
-        ):
-            self._fail("needs a 1-D numeric 'labels' dataset beside '" + file_kind + "'")
-        raw = labels[:]
-        if np.issubdtype(raw.dtype, np.floating) and not np.all(raw == np.round(raw)):
-            self._fail("'labels' must be whole class numbers")
-        self.labels = raw.astype(np.int64)
-        n = len(self.labels)
-        if data.shape[0] != n:
-            self._fail(f"'{file_kind}' has {data.shape[0]} rows but 'labels' has {n}")
-        if n and self.labels.min() < 0:
-            self._fail(f"'labels' must be >= 0. Received minimum {self.labels.min()}")
-        names = f.get("label_names")
-        if isinstance(names, h5py.Dataset):
-            self.label_names = _decode(names[:])
-            if n and self.labels.max() >= len(self.label_names):
-                self._fail(f"'labels' go up to {self.labels.max()} but 'label_names' has {len(self.label_names)} names")
-        else:
-            self.label_names = [str(k) for k in range((int(self.labels.max()) + 1) if n else 0)]
+        self.labels, self.label_names = self._check_rows(data)
         self.attrs = {}
         self.config = {}
-        _say_foreign(self.path, file_kind, data.shape, len(self.label_names), isinstance(names, h5py.Dataset))
+        _say_foreign(self.path, file_kind, data.shape, len(self.label_names), isinstance(f.get("label_names"), h5py.Dataset))
         return file_kind
 
     # ------------------------------------------------------------------ metadata
