@@ -55,3 +55,56 @@ def mobilenetv2(weights, input_shape):
 )
 def efficientnetb0(weights, input_shape):
     return _app("efficientnet", "EfficientNetB0", weights, input_shape)
+
+
+# --- this decade's CNNs: ConvNeXt (2022) and EfficientNetV2 (2021). In Keras 3 both carry their input
+# scaling inside the model (``include_preprocessing=True``, the default), so RGB 0..255 floats go in
+# unchanged (preprocessing "none") and their ``preprocess_input`` is the identity.
+
+
+@register_backbone(
+    dim=768, default_size=224, preprocessing="none",
+    description="ConvNeXt-T (ImageNet-1k), global average pool + LayerNorm; ImageNet mean/std in the model",
+)
+def convnext_tiny(weights, input_shape):
+    return _app("convnext", "ConvNeXtTiny", weights, input_shape)
+
+
+@register_backbone(
+    dim=768, default_size=224, preprocessing="none",
+    description="ConvNeXt-S (ImageNet-1k), global average pool + LayerNorm; ImageNet mean/std in the model",
+)
+def convnext_small(weights, input_shape):
+    return _app("convnext", "ConvNeXtSmall", weights, input_shape)
+
+
+@register_backbone(
+    dim=1024, default_size=224, preprocessing="none",
+    description="ConvNeXt-B (ImageNet-1k), global average pool + LayerNorm; ImageNet mean/std in the model",
+)
+def convnext_base(weights, input_shape):
+    return _app("convnext", "ConvNeXtBase", weights, input_shape)
+
+
+@register_backbone(
+    dim=1280, default_size=224, preprocessing="none",
+    description="EfficientNetV2-B0 (ImageNet), global average pool; /255 + ImageNet mean/std in the model",
+)
+def efficientnetv2b0(weights, input_shape):
+    return _app("efficientnet_v2", "EfficientNetV2B0", weights, input_shape)
+
+
+@register_backbone(
+    dim=1280, default_size=384, preprocessing="none",
+    description="EfficientNetV2-S (ImageNet), global average pool; scaling to [-1, 1] in the model",
+)
+def efficientnetv2s(weights, input_shape):
+    return _app("efficientnet_v2", "EfficientNetV2S", weights, input_shape)
+
+
+@register_backbone(
+    dim=1280, default_size=480, preprocessing="none",
+    description="EfficientNetV2-M (ImageNet), global average pool; scaling to [-1, 1] in the model",
+)
+def efficientnetv2m(weights, input_shape):
+    return _app("efficientnet_v2", "EfficientNetV2M", weights, input_shape)
