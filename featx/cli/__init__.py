@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": ("featx.cli.predict", "Classify images with an exported classifier."),
     "train": ("featx.cli.train", "Train a scratch model (see featx models) from HDF5."),
     "evaluate": ("featx.cli.evaluate", "Rank-1/rank-5 accuracy, single-crop and ten-crop."),
+    "inspect": ("featx.cli.inspect", "Label errors, near-duplicates and train/test leakage in features."),
     "report": ("featx.cli.report", "Compare every method side by side (Markdown, HTML, JSON)."),
     "demo": ("featx.cli.demo", "Run both paths end to end on a bundled dataset."),
     "models": ("featx.cli.models", "List backbones and scratch architectures."),

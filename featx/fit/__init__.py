@@ -11,6 +11,8 @@ One module a step, in the order :func:`fit_features` calls them:
 * :mod:`~featx.fit.result`: :class:`FitResult` and :func:`full_proba`;
 * :mod:`~featx.fit.head`: :func:`dense_head`, the classifier (scaler folded in) as a Dense softmax
   layer's kernel and bias (``featx finetune --head``, ``featx export``);
+* the search alone, for stages that need the fit's model without a held-out split (``featx inspect``):
+  :func:`search_classifier` (:func:`featx.fit.tuning.search`) and :func:`make_pipeline`;
 * :mod:`~featx.fit.export` and :mod:`~featx.fit.manifest`: the classifier file, its manifest,
   and the verified load (:func:`load_classifier`) that predict and evaluate use.
 
@@ -47,6 +49,8 @@ from featx.fit.search import (
     SOLVERS,
 )
 from featx.fit.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS, fit_sgd
+from featx.fit.tuning import SearchResult, make_pipeline
+from featx.fit.tuning import search as search_classifier
 
 __all__ = [
     "BACKENDS",
@@ -67,6 +71,7 @@ __all__ = [
     "SCALER_CHOICES",
     "SOLVERS",
     "FitResult",
+    "SearchResult",
     "check_feature_settings",
     "check_same_extraction",
     "dense_head",
@@ -80,7 +85,9 @@ __all__ = [
     "joblib_backend",
     "load_classifier",
     "load_features",
+    "make_pipeline",
     "read_manifest",
+    "search_classifier",
     "settings_mismatch",
     "side_paths",
     "versions",

@@ -1,9 +1,8 @@
-"""The report's table as Markdown and as one self-contained HTML page (plots inlined, every string escaped)."""
+"""The report's table as Markdown and as one self-contained HTML page (plots inlined, every string escaped
+by the Jinja2 templates of :mod:`featx.report.html`)."""
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
 
 from featx import __version__
@@ -29,29 +28,10 @@ def render_markdown(table: list[dict], warnings: list[str], plots: dict[str, Pat
     return "\n".join(lines) + "\n"
 
 
-def render_html(table: list[dict], warnings: list[str], plots: dict[str, Path], best: str | None) -> str:
-    esc = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>featx report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}",
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}",
-        "td:first-child,th:first-child{text-align:left}.na{color:#888}.warn{background:#fff3cd;",
-        "border:1px solid #e0b000;padding:8px;margin:8px 0}img{max-width:100%}</style></head><body>",
-        "<h1>featx report</h1>",
-    ]
-    parts += [f"<div class='warn'><b>WARNING:</b> {esc(w)}</div>" for w in warnings]
-    if best:
-        parts.append(f"<p><b>Best method: {esc(best)}</b></p>")
-    parts.append("<table><tr>" + "".join(f"<th>{esc(t)}</th>" for _, t in COLUMNS) + "</tr>")
-    for row in table:
-        tds = "".join(
-            f"<td class='na'>{esc(row[k])}</td>" if row[k].startswith("n/a") else f"<td>{esc(row[k])}</td>"
-            for k, _ in COLUMNS
-        )
-        parts.append(f"<tr>{tds}</tr>")
-    parts.append("</table>")
-    for title, p in plots.items():
-        b64 = base64.b64encode(p.read_bytes()).decode()
-        parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='data:image/png;base64,{b64}'>")
-    parts.append(f"<p><small>featx {__version__}</small></p></body></html>")
-    return "\n".join(parts) + "\n"
+def render_html(table: list[dict], warnings: list[str], plots: dict[str, Path], best: str | None,
+                health: dict | None = None) -> str:
+    """The report page (``templates/report.html``, escaped by Jinja2's autoescape; plots inlined)."""
+    from featx.report.html import png_data_uri, render_page
+
+    return render_page("report.html", title="featx report", table=table, warnings=warnings, best=best,
+                       columns=COLUMNS, plots=[(t, png_data_uri(p)) for t, p in plots.items()], health=health)
