@@ -86,6 +86,11 @@ def load_splits(paths, train: list[str] | None = None) -> list[Split]:
         names.add(s.name)
     first = splits[0]
     for s in splits[1:]:
+        if s.X.shape[1:] != first.X.shape[1:]:
+            raise FeatxError(
+                f"mismatched feature dimensions: {first.path} has {first.X.shape[1]}-d features, {s.path} "
+                f"{s.X.shape[1]}-d: every split must come from the same extraction"
+            )
         check_same_extraction(first.path, s.path, first.label_names, s.label_names, first.X.shape[1:], s.X.shape[1:],
                               first.backbone, s.backbone)
     for s in splits:
