@@ -24,3 +24,19 @@ def test_this_machine_is_detected():
 
     n = len(tf.config.list_physical_devices("GPU"))
     assert resolve_accel().gpus == n and resolve_accel().mixed_precision == (n > 0)
+
+
+def test_jax_always_jit_compiles_the_others_only_on_a_gpu():
+    assert resolve_accel(gpus=0, backend="jax").xla is True
+    assert resolve_accel(gpus=0, backend="torch").xla is False
+    assert resolve_accel(gpus=1, backend="torch").xla is True
+    assert resolve_accel(gpus=0, xla=False, backend="jax").xla is False
+    assert resolve_accel(gpus=0, backend="jax").backend == "jax"
+
+
+def test_policy_names_the_half_type():
+    assert Accel(True, False, True, 1, half="bfloat16").policy == "mixed_bfloat16"
+    assert Accel(True, True, True, 1).policy == "mixed_float16"
+    assert Accel(False, True, True, 1, half="bfloat16").policy == "float32"
+    assert Accel(True, True, True, 1, half="bfloat16").describe() == "mixed precision (bfloat16), XLA"
+    assert resolve_accel(gpus=2).half == "float16"  # a count passed in: no device to ask, float16

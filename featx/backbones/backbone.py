@@ -27,15 +27,17 @@ from featx.errors import FeatxError
 
 
 @contextlib.contextmanager
-def precision_policy(mixed: bool):
-    """Build layers under ``mixed_float16`` when ``mixed``; the previous global policy is restored."""
-    if not mixed:
+def precision_policy(mixed: bool | str):
+    """Build layers under ``mixed_float16`` when ``mixed`` is true, or under the Keras dtype policy
+    ``mixed`` names (``"mixed_bfloat16"``: :attr:`featx.runtime.accel.Accel.policy`); the previous
+    global policy is restored."""
+    if not mixed or mixed == "float32":
         yield
         return
     import keras
 
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(mixed if isinstance(mixed, str) else "mixed_float16")
     try:
         yield
     finally:
@@ -55,10 +57,10 @@ def _seeded(seed: int | None):
         return
     import random
 
-    import keras
+    from featx.runtime.backend import set_random_seed
 
     py_state, np_state = random.getstate(), np.random.get_state()
-    keras.utils.set_random_seed(seed)
+    set_random_seed(seed)
     try:
         yield
     finally:

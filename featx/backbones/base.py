@@ -37,24 +37,30 @@ class Backbone:
     def name(self) -> str:
         return self.settings["name"]
 
-    def feature_function(self, *, xla: bool = False):
-        """A ``tf.function``: uint8/float RGB 0..255 batch ``(N, H, W, 3)`` -> float32 ``(N, dim)``.
+    def feature_function(self, *, xla: bool | None = None):
+        """A compiled function: uint8/float RGB 0..255 batch ``(N, H, W, 3)`` -> float32 ``(N, dim)``.
 
         Inputs of another size are resized on the fly (bilinear, antialiased); preprocessing and
-        the forward pass (``training=False``) run in the same compiled graph, with XLA if asked.
+        the forward pass (``training=False``) are written with ``keras.ops`` and compiled together
+        by :func:`featx.runtime.backend.compile_forward` (a ``tf.function``, with XLA if asked;
+        ``jax.jit``; ``torch.compile``), so every Keras backend runs the same code. ``xla=None``:
+        the backend's default on a CPU (jit under JAX only; see :func:`featx.runtime.accel.resolve_accel`).
         """
-        import tensorflow as tf
+        from keras import ops
+
+        from featx.runtime import backend
 
         size, model, preprocess = self.image_size, self.model, self.preprocess
 
         def features(x):
-            x = tf.cast(x, tf.float32)
+            x = ops.cast(x, "float32")
             if x.shape[1] != size or x.shape[2] != size:
-                x = tf.image.resize(x, (size, size), antialias=True)
+                x = ops.image.resize(x, (size, size), interpolation="bilinear", antialias=True)
             y = model(preprocess(x), training=False)
-            return tf.cast(y, tf.float32)
+            return ops.cast(y, "float32")
 
-        return tf.function(features, jit_compile=bool(xla), reduce_retracing=True)
+        jit = backend.backend_name() == "jax" if xla is None else bool(xla)
+        return backend.compile_forward(features, jit=jit, model=model)
 
     def __call__(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """Features of an in-memory batch of RGB images (uint8 or float 0..255)."""
@@ -63,5 +69,7 @@ class Backbone:
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"expected RGB images of shape (N, H, W, 3). Received: {images.shape}")
-        out = [np.asarray(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        from featx.runtime.backend import to_numpy
+
+        out = [to_numpy(fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

@@ -70,10 +70,9 @@ class FeatureMapper:
         """Start the forward pass of one batch (a numpy array or tensor); returns a pending result."""
         self.setup()
         n = int(images.shape[0])
-        if self.xla and n < self.batch_size:
-            import tensorflow as tf
-
-            images = tf.pad(images, [[0, self.batch_size - n], [0, 0], [0, 0], [0, 0]])
+        if self.xla and n < self.batch_size:  # one shape: the compiled program is reused
+            images = np.asarray(images)
+            images = np.pad(images, [(0, self.batch_size - n), (0, 0), (0, 0), (0, 0)])
         return self._fn(images), n
 
     def warmup(self) -> None:
@@ -84,8 +83,10 @@ class FeatureMapper:
     @staticmethod
     def collect(pending) -> np.ndarray:
         """Read a dispatched batch back: float32 ``(n, dim)``."""
+        from featx.runtime.backend import to_numpy
+
         out, n = pending
-        return np.asarray(out)[:n].astype(np.float32, copy=False)
+        return to_numpy(out)[:n].astype(np.float32, copy=False)
 
     def __call__(self, batch: dict) -> dict:
         """``{"index": (B,), "image": (B, H, W, 3)}`` -> ``{"index": (B,), "features": (B, dim)}``."""

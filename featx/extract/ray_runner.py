@@ -5,7 +5,9 @@ cluster has GPUs), each building the backbone once (from the pickled
 :class:`~featx.extract.mapper.FeatureMapper`: settings only) and running
 :func:`~featx.extract.local.run_local` (``tf.data`` decode on its node's CPUs, compiled forward pass,
 ``StoreWriter``) on one shard at a time, handed out by :class:`ray.util.ActorPool`. Each actor sets
-TensorFlow's GPU memory growth before touching the GPU and opens HDF5 files itself. Finished
+its Keras backend to the driver's (``KERAS_BACKEND`` in the actor's ``runtime_env``: TensorFlow,
+JAX or PyTorch), takes GPU memory as needed (:func:`featx.runtime.backend.set_memory_growth`)
+before touching the GPU and opens HDF5 files itself. Finished
 shard files are the resume state; the driver merges them (:mod:`featx.extract.shards`).
 
 CPU reservations: an actor reserves ``min(1, CPUs / workers)`` CPUs, so every actor can be placed
@@ -81,7 +83,7 @@ class ShardWorker:
 
     def __init__(self, mapper: FeatureMapper, run_kwargs: dict):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from featx.runtime.accel import set_memory_growth
+        from featx.runtime.backend import set_memory_growth
 
         set_memory_growth()  # before any GPU op: share the GPU instead of taking all of it
         self.mapper = mapper
@@ -89,7 +91,7 @@ class ShardWorker:
         self.rows = 0
 
     def setup(self) -> dict:
-        from featx.runtime.accel import gpu_count
+        from featx.runtime.backend import gpu_count
 
         self.mapper.setup()
         self.mapper.warmup()  # tracing / XLA compilation belongs to the cold start, not to the shards
@@ -156,7 +158,11 @@ def run_ray(
     if not shards:
         return result
     workers = result.workers = max(1, min(workers, len(shards)))
-    opts: dict = {"max_concurrency": 2}  # run_shard + progress polls
+    from featx.runtime.backend import configured_backend
+
+    # each actor runs Keras on the driver's backend (fixed when the actor first imports keras)
+    env = {"KERAS_BACKEND": configured_backend()}
+    opts: dict = {"max_concurrency": 2, "runtime_env": {"env_vars": env}}  # run_shard + progress polls
     if conn.gpus:
         opts["num_gpus"] = 1
         opts["num_cpus"] = min(1.0, conn.cpus / workers)

@@ -385,6 +385,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     import keras
 
     from featx.preprocess.pipeline import eval_dataset, steps_per_epoch, train_dataset
+    from featx.runtime.backend import set_random_seed
     from featx.train.callbacks.training_monitor import load_history
     from featx.train.optim import carry_slots, make_optimizer
 
@@ -399,7 +400,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
 
     resumed_from = run.backup_epoch() if plan == "resume" else None
     data_epoch = resumed_from if resumed_from is not None else cfg.initial_epoch
-    keras.utils.set_random_seed(cfg.seed)
+    set_random_seed(cfg.seed)
     batch, classes = conf["global_batch_size"], conf["classes"]
     steps = steps_per_epoch(len(tr), batch)
     train_ds = train_dataset(tr, batch, cfg.input_size, augment=cfg.augment, seed=cfg.seed, initial_epoch=data_epoch,
