@@ -92,8 +92,12 @@ def predict_images(
 
 
 def write_csv(path: str | os.PathLike, rows: list[Prediction], top_k: int) -> Path:
-    """CSV: ``path,label,probability,top1,p1,...,topK,pK,error``."""
-    from featx.utils import atomic_write_text
+    """CSV (UTF-8): ``path,label,probability,top1,p1,...,topK,pK,error``.
+
+    A file name that is not valid UTF-8 is written in the escaped form of
+    :func:`featx.utils.escape_name` (``bad\\xff.jpg``; backslashes doubled): ``unescape_name`` gives it back.
+    """
+    from featx.utils import atomic_write_text, escape_name
 
     header = ["path", "label", "probability"]
     for i in range(1, top_k + 1):
@@ -105,7 +109,7 @@ def write_csv(path: str | os.PathLike, rows: list[Prediction], top_k: int) -> Pa
     w = csv.writer(buf)
     w.writerow(header)
     for r in rows:
-        cells = [r.path, r.label or "", "" if r.probability is None else f"{r.probability:.6f}"]
+        cells = [escape_name(r.path), r.label or "", "" if r.probability is None else f"{r.probability:.6f}"]
         for i in range(top_k):
             name, p = r.top_k[i] if i < len(r.top_k) else ("", None)
             cells += [name, "" if p is None else f"{p:.6f}"]

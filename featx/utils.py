@@ -1,4 +1,4 @@
-"""Small helpers shared across featx: atomic file writes, JSON, timing."""
+"""Small helpers shared across featx: atomic file writes, JSON, timing, file names as text."""
 
 from __future__ import annotations
 
@@ -78,3 +78,80 @@ def summarize_skips(skipped: list[dict]) -> str:
         key = item["reason"].split(" (")[0]
         reasons[key] = reasons.get(key, 0) + 1
     return f"skipped {len(skipped)} files (" + ", ".join(f"{v} {k}" for k, v in reasons.items()) + ")"
+
+
+# ------------------------------------------------------------------------------ file names as text
+#: Linux file names are bytes. Python gives the bytes that are not valid UTF-8 as the lone
+#: surrogates U+DC80..U+DCFF (``surrogateescape``). Text featx writes (the ``paths`` of an HDF5
+#: store, predict's CSV and table) carries such a name in the *escaped form*: each such byte as
+#: ``\xHH`` (two lowercase hex digits) and each backslash doubled; everything else unchanged.
+#: :func:`unescape_name` turns it back into the same name, so the same bytes, exactly.
+BACKSLASH = "\\"
+
+
+def _surrogate_byte(ch: str) -> int | None:
+    o = ord(ch)
+    return o - 0xDC00 if 0xDC80 <= o <= 0xDCFF else None
+
+
+def _is_surrogate(ch: str) -> bool:
+    return 0xD800 <= ord(ch) <= 0xDFFF
+
+
+def escape_name(name: str) -> str:
+    r"""A file name (``os.fsdecode`` form) as valid UTF-8 text that :func:`unescape_name` inverts.
+
+    ``os.fsdecode(b"bad\xff.jpg")`` -> ``bad\xff.jpg`` (8 + 3 characters), ``a\b`` -> ``a\\b``.
+    """
+    if BACKSLASH not in name and name.isascii():
+        return name
+    out = []
+    for ch in name:
+        b = _surrogate_byte(ch)
+        if b is not None:
+            out.append(f"\\x{b:02x}")
+        elif ch == BACKSLASH:
+            out.append(BACKSLASH * 2)
+        elif _is_surrogate(ch):  # a lone surrogate that is no undecodable byte (not from a file system)
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_name(text: str) -> str:
+    """The file name whose :func:`escape_name` is ``text`` (other backslash sequences are kept as they are)."""
+    if BACKSLASH not in text:
+        return text
+    out, i, n = [], 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == BACKSLASH and i + 1 < n:
+            nxt = text[i + 1]
+            if nxt == BACKSLASH:
+                out.append(BACKSLASH)
+                i += 2
+                continue
+            want = {"x": 2, "u": 4}.get(nxt, 0)
+            digits = text[i + 2 : i + 2 + want]
+            if want and len(digits) == want and all(c in "0123456789abcdef" for c in digits):
+                v = int(digits, 16)
+                out.append(chr(0xDC00 + v) if nxt == "x" and v >= 0x80 else chr(v))
+                i += 2 + want
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def printable_name(name: str) -> str:
+    r"""``name`` with only its undecodable bytes written ``\xHH``: valid UTF-8 for labels and messages.
+
+    Not inverted (a backslash stays single): use :func:`escape_name` where the bytes must come back.
+    """
+    if name.isascii() or not any(map(_is_surrogate, name)):
+        return name
+    return "".join(
+        f"\\x{b:02x}" if (b := _surrogate_byte(c)) is not None else (f"\\u{ord(c):04x}" if _is_surrogate(c) else c)
+        for c in name
+    )

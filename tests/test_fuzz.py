@@ -1,4 +1,5 @@
-"""Property-based fuzzing (hypothesis): hostile bytes through the decoder, hostile CSV rows through discovery.
+"""Property-based fuzzing (hypothesis): hostile bytes through the decoder, hostile CSV rows through
+discovery, hostile file names through discovery, build and the stored paths.
 
 * Image bytes: real JPEG / PNG / WebP / BMP / TIFF files made here, then truncated, bit-flipped,
   spliced with random headers, or replaced by random bytes. :func:`featx.data.decode.load_image`
@@ -7,6 +8,9 @@
 * CSV rows: random cells (commas, quotes, newlines, NUL, Unicode, absolute and ``..`` paths)
   through :func:`featx.data.discover.discover`: a :class:`Discovery` or a one-line
   :class:`FeatxError`, never another exception.
+* File names: random bytes (invalid UTF-8, newlines, backslashes, 255-byte names) in class folders
+  whose names are not UTF-8 either: discovery finds every image under its exact bytes, a build
+  stores it, and the stored ``paths`` give the same bytes back (:func:`featx.utils.escape_name`).
 
 The CI run is short and derandomized (``FEATX_FUZZ_EXAMPLES``, default 300 per property); for a
 long run: ``FEATX_FUZZ_EXAMPLES=5000 python -m pytest tests/test_fuzz.py``.
@@ -28,6 +32,7 @@ from PIL import Image
 from featx.data.decode import ImageDecodeError, load_image
 from featx.data.discover import Discovery, discover
 from featx.errors import FeatxError
+from featx.utils import escape_name, printable_name, unescape_name
 
 EXAMPLES = int(os.environ.get("FEATX_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -165,3 +170,68 @@ def test_random_csv_rows_never_crash_discovery(csv_root, rows, raw, junk):
     assert len(d.paths) == len(d.label_strings)
     for rel in d.paths:
         assert (d.root / rel).is_file()
+
+
+# ------------------------------------------------------------------------------ file names
+#: A file name: 1..255 bytes of anything but "/" and NUL (invalid UTF-8, newlines, backslashes, spaces).
+NAME_BYTES = st.binary(min_size=1, max_size=60).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_"))
+FILE_NAME = st.one_of(
+    st.tuples(NAME_BYTES, st.sampled_from([b".png", b".PNG", b".jpg", b".txt", b""])).map(b"".join),
+    st.integers(200, 251).map(lambda n: b"\xff" * (n - 4) + b".png"),  # very long (255 bytes at most)
+    st.sampled_from([b"a\nb.png", b"\\xff.png", b"\\\\.png", b"caf\xe9.png", b"\xed\xa0\x80.png", b" .png"]),
+).filter(lambda b: b not in (b".", b".."))
+
+
+@pytest.fixture(scope="module")
+def names_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("names")
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 10))
+@given(names=st.lists(st.tuples(st.sampled_from([b"cat", b"d\xf6g", b"\\x"]), FILE_NAME), min_size=2, max_size=8,
+                      unique_by=lambda t: t))
+def test_random_file_names_round_trip_through_discovery_build_and_stored_paths(names_dir, names):
+    """Every image file is found under its exact bytes, built, and its stored path gives the same bytes back."""
+    import shutil
+
+    from featx.build import build
+    from featx.store import open_store
+
+    root = names_dir / "src"
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(names_dir / "out", ignore_errors=True)
+    png = SEEDS["png"]
+    images = set()
+    for i, cls in enumerate((b"cat", b"d\xf6g")):  # two classes always, so a build is possible
+        names.append((cls, b"base%d.png" % i))
+    for cls, name in names:
+        folder = os.path.join(os.fsencode(root), cls)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, name), "wb") as fh:
+            fh.write(png)
+        if os.path.splitext(name)[1].lower() in (b".png", b".jpg"):
+            images.add(cls + b"/" + name)
+    d = discover(root)
+    assert {os.fsencode(p) for p in d.paths} == images
+    assert len(d.skipped) == len({(c, n) for c, n in names}) - len(images)
+    labels = {printable_name(os.fsdecode(c)) for c, n in names if c + b"/" + n in images}
+    assert set(d.label_names) == labels and all(s.encode("utf-8") for s in labels)  # "d\\xf6g": valid UTF-8 text
+    res = build(root, names_dir / "out", size=8, val=0, test=0, workers=1, progress=False)
+    with open_store(res.files["train"], kind="images") as r:
+        assert {os.fsencode(p) for p in r.paths} == images
+        assert len(r) == len(images) and set(r.label_names) == labels
+
+
+@FUZZ
+@given(raw=st.binary(max_size=80))
+def test_escaped_names_are_utf8_and_round_trip(raw):
+    name = os.fsdecode(raw)
+    text = escape_name(name)
+    text.encode("utf-8")  # valid UTF-8 text, whatever the bytes
+    assert os.fsencode(unescape_name(text)) == raw
+    try:
+        plain = raw.decode("utf-8") if b"\\" not in raw else None
+    except UnicodeDecodeError:
+        plain = None
+    if plain is not None:  # valid UTF-8 without a backslash is stored as it is
+        assert text == name

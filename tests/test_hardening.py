@@ -3,9 +3,11 @@ predict's exit codes, reruns, refused runs that leave nothing behind."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -87,3 +89,75 @@ def test_refused_train_leaves_no_run_folder(tmp_path):
         out = tmp_path / "runs" / "mini"
         one_line_error(run("train", tiny, "--train", train, "-o", out, "--epochs", 1, *extra), needle)
         assert not out.exists(), extra
+
+
+# ------------------------------------------------------------------------------ odd file names
+ODD = [b"cat/bad\xff.png", b"cat/caf\xe9 latin-1.png", b"cat/back\\slash\\xff.png", b"dog/new\nline.png"]
+
+
+def _odd_source(root: Path) -> list[bytes]:
+    """Two classes; four file names that are not valid UTF-8, hold backslashes or a newline."""
+    from tests.conftest import color_image, save
+
+    rng = np.random.default_rng(3)
+    rels = [f"{c}/{c}{i}.png".encode() for c in ("cat", "dog") for i in range(5)] + ODD
+    for rel in rels:
+        save(color_image(rng, tint=rel.startswith(b"dog")), Path(os.fsdecode(os.path.join(os.fsencode(root), rel))))
+    return sorted(rels)
+
+
+def _stored(path: Path) -> list[bytes]:
+    from featx.store import open_store
+
+    with open_store(path) as r:
+        return [os.fsencode(p) for p in r.paths]
+
+
+@pytest.mark.slow
+def test_odd_file_names_survive_build_extract_and_predict(tmp_path):
+    """Names that are not valid UTF-8 are stored losslessly (escaped form) through build (folder and
+    CSV sources), extract (folder and images file) and predict's CSV; reruns are no-ops."""
+    from featx.utils import unescape_name
+    from tests._transfer_helpers import tiny_model
+
+    src = tmp_path / "src"
+    rels = _odd_source(src)
+    r = run("build", src, "-o", tmp_path / "data", "--size", 16, "--val", 0, "--test", 2, "-j", 2)
+    assert r.exit_code == 0, r.output
+    built = _stored(tmp_path / "data" / "train.h5") + _stored(tmp_path / "data" / "test.h5")
+    assert sorted(built) == rels
+    with h5py.File(tmp_path / "data" / "train.h5") as f:  # the text in the file is valid UTF-8, escaped
+        text = [p.decode("utf-8") for p in f["paths"][:]]
+    assert {"cat/bad\\xff.png", "cat/back\\\\slash\\\\xff.png"} <= set(text) | set(_escaped(tmp_path / "data" / "test.h5"))
+    again = run("build", src, "-o", tmp_path / "data", "--size", 16, "--val", 0, "--test", 2, "-j", 2)
+    assert again.exit_code == 0 and "already complete, kept: train, test" in again.output, again.output
+
+    csv = src / "list.csv"  # a CSV listing the names as raw bytes
+    csv.write_bytes(b"".join(b'"' + rel + b'",' + rel.split(b"/")[0] + b"\n" for rel in rels))
+    r = run("build", csv, "-o", tmp_path / "csvdata", "--size", 16, "--val", 0, "--test", 0, "-j", 1)
+    assert r.exit_code == 0, r.output
+    assert sorted(_stored(tmp_path / "csvdata" / "train.h5")) == rels
+
+    model = tiny_model(tmp_path / "tiny.keras", classes=2)
+    for source, out in ((src, "f.h5"), (tmp_path / "data" / "train.h5", "g.h5")):
+        r = run("extract", source, "-o", tmp_path / out, "-b", f"keras:{model}", "--no-progress")
+        assert r.exit_code == 0, r.output
+        assert sorted(_stored(tmp_path / out)) == (rels if source == src else sorted(_stored(source)))
+    again = run("extract", src, "-o", tmp_path / "f.h5", "-b", f"keras:{model}", "--no-progress")
+    assert again.exit_code == 0 and "nothing to do" in again.output, again.output
+
+    r = run("fit", tmp_path / "f.h5", "-o", tmp_path / "clf.pkl", "--test-size", 4, "--jobs", 1, "--cv", 2)
+    assert r.exit_code == 0, r.output
+    r = run("predict", tmp_path / "clf.pkl", src / "cat", src / "dog", "--csv", tmp_path / "pred.csv")
+    assert r.exit_code == 0, r.output
+    assert "bad\\xff.png" in r.output and "14 classified, 0 failed" in r.output
+    import csv as csvlib
+
+    with open(tmp_path / "pred.csv", newline="", encoding="utf-8") as fh:
+        names = [os.fsencode(unescape_name(row["path"])) for row in csvlib.DictReader(fh)]
+    assert sorted(os.path.relpath(n, os.fsencode(src)) for n in names) == rels
+
+
+def _escaped(path: Path) -> list[str]:
+    with h5py.File(path) as f:
+        return [p.decode("utf-8") for p in f["paths"][:]]

@@ -22,6 +22,7 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     loaded. A file that cannot be decoded is reported on its line; the others are classified.
     """
     from featx.predict import predict_images, write_csv
+    from featx.utils import escape_name
 
     if csv_path:  # before the backbone is built: never over an input, and somewhere writable
         from featx.fit import side_paths
@@ -31,10 +32,11 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
         check_writable(csv_path)
     rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
     k = max(1, min(top_k, len(manifest["label_names"])))
-    width = min(60, max([len(r.path) for r in rows] + [4]))
+    names = [escape_name(r.path) for r in rows]  # a name that is not UTF-8 as in the CSV: bad\xff.jpg
+    width = min(60, max([len(n) for n in names] + [4]))
     say(f"{'path':<{width}}  {'label':<16} {'prob':>6}  top-{k}")
-    for r in rows:
-        shown = r.path if len(r.path) <= width else "..." + r.path[-(width - 3):]
+    for r, name in zip(rows, names):
+        shown = name if len(name) <= width else "..." + name[-(width - 3):]
         if r.error:
             say(f"{shown:<{width}}  ERROR: {r.error}")
             continue

@@ -9,6 +9,11 @@ Layouts (checked in this order):
 * a flat folder of files named ``label.anything.ext`` (Kaggle Dogs vs Cats: ``cat.123.jpg``).
 
 Files that are not images by extension are listed as skipped; nothing is silently dropped.
+
+File names are bytes on Linux: a name that is not valid UTF-8 is kept exactly (Python's
+``surrogateescape`` form, which opens the same file; stores and CSVs write it escaped, see
+:func:`featx.utils.escape_name`). A CSV is read the same way, so it may list such names as raw
+bytes. A class named by such bytes is labelled with ``\\xHH`` escapes (:func:`featx.utils.printable_name`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from featx.data.decode import IMAGE_EXTENSIONS, is_image_name
 from featx.errors import FeatxError
+from featx.utils import printable_name
 
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -34,6 +40,19 @@ class Discovery:
     label_strings: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     splits: dict[str, list[int]] | None = None  # preset splits: split -> indices into paths
+    _label_of: dict[str, str] = field(default_factory=dict, repr=False)  # label text -> the raw name it came from
+
+    def add(self, rel: str, label: str) -> None:
+        """Add image ``rel`` of class ``label`` (a folder name or CSV cell, exactly as read)."""
+        text = printable_name(label)
+        raw = self._label_of.setdefault(text, label)
+        if raw != label:
+            raise FeatxError(
+                f"the classes {os.fsencode(raw)!r} and {os.fsencode(label)!r} in {self.root} would both be "
+                f"labelled {text!r}; rename one of them"
+            )
+        self.paths.append(rel)
+        self.label_strings.append(text)
 
     @property
     def label_names(self) -> list[str]:
@@ -165,8 +184,7 @@ def _add_file(d: Discovery, path: Path, label: str | None) -> None:
     elif label is None:
         d.skipped.append({"path": rel, "reason": "no label in the file name (expected 'label.N.ext')"})
     else:
-        d.paths.append(rel)
-        d.label_strings.append(label)
+        d.add(rel, label)
 
 
 def _scan_folder(d: Discovery, folder: Path, guard: FolderGuard | None = None) -> str:
@@ -192,7 +210,8 @@ def _scan_folder(d: Discovery, folder: Path, guard: FolderGuard | None = None) -
 def _from_csv(csv_path: Path) -> Discovery:
     d = Discovery(root=csv_path.parent.resolve(), layout="csv")
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+        # bytes that are not UTF-8 stand for themselves (a file name listed as raw bytes)
+        with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise FeatxError(f"cannot read CSV {csv_path}: {e}") from None

@@ -17,19 +17,29 @@ import h5py
 import numpy as np
 
 from featx.errors import FeatxError
-from featx.store.format import ATTR_COMPLETE, ATTR_CONFIG, ATTR_KIND, ATTR_VERSION, DATASET_FOR_KIND
+from featx.store.format import (
+    ATTR_COMPLETE,
+    ATTR_CONFIG,
+    ATTR_KIND,
+    ATTR_PATHS_ESCAPED,
+    ATTR_VERSION,
+    DATASET_FOR_KIND,
+)
+from featx.utils import unescape_name
 
 #: Default bytes per shuffle block.
 BLOCK_BYTES = 32 * 1024 * 1024
 
 
-def _decode(values) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+def _decode(values, errors: str = "backslashreplace") -> list[str]:
+    """Strings of an HDF5 dataset; bytes that are not UTF-8 (a foreign file) as ``\\xHH`` (labels)
+    or, with ``errors="surrogateescape"``, as the file name they stand for (paths)."""
+    return [v.decode("utf-8", errors) if isinstance(v, bytes) else str(v) for v in values]
 
 
 def _attr(v):
     if isinstance(v, bytes):
-        v = v.decode("utf-8")
+        v = v.decode("utf-8", "backslashreplace")
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, np.ndarray):
@@ -167,10 +177,13 @@ class StoreReader:
 
     @property
     def paths(self) -> list[str]:
-        """Source names of the rows (a foreign file has none: ``row_0`` ...)."""
+        """Source names of the rows, exactly as the file system gave them (a file name that is not
+        valid UTF-8 comes back with the same bytes, as ``os.fsdecode`` gives it; stored escaped, see
+        :func:`featx.utils.escape_name`). A foreign file has none: ``row_0`` ..."""
         if "paths" not in self._file:
             return [f"row_{i}" for i in range(len(self))]
-        return _decode(self._file["paths"][:])
+        names = _decode(self._file["paths"][:], "surrogateescape")
+        return [unescape_name(n) for n in names] if self.attrs.get(ATTR_PATHS_ESCAPED) else names
 
     @property
     def num_classes(self) -> int:

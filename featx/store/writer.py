@@ -43,12 +43,13 @@ from featx.store.format import (
     ATTR_CONFIG,
     ATTR_CREATED,
     ATTR_KIND,
+    ATTR_PATHS_ESCAPED,
     ATTR_SOURCE_KEY,
     ATTR_VERSION,
     DATASET_FOR_KIND,
     STR_DTYPE,
 )
-from featx.utils import atomic_write_json
+from featx.utils import atomic_write_json, escape_name, printable_name
 
 #: Target size of one slab write (bytes); the row count is derived from the row size.
 SLAB_BYTES = 64 * 1024 * 1024
@@ -126,7 +127,7 @@ class StoreWriter:
         self.dtype = np.dtype(dtype)
         self.paths = list(paths)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.label_names = [str(n) for n in label_names]
+        self.label_names = [printable_name(str(n)) for n in label_names]  # HDF5 strings are UTF-8
         self.config = json.loads(json.dumps(config, default=str))
         self.attrs = dict(attrs or {})
         self.compute_mean = compute_mean
@@ -356,13 +357,16 @@ class StoreWriter:
                 del f[name]
         f.create_dataset("labels", data=self.labels[keep].astype(np.int32))
         f.create_dataset("label_names", data=np.array(self.label_names, dtype=object), dtype=STR_DTYPE)
-        f.create_dataset("paths", data=np.array([self.paths[i] for i in keep], dtype=object), dtype=STR_DTYPE)
+        # file names that are not valid UTF-8 are stored losslessly, escaped (featx.utils.escape_name)
+        f.create_dataset("paths", data=np.array([escape_name(self.paths[i]) for i in keep], dtype=object),
+                         dtype=STR_DTYPE)
         all_attrs = {
             ATTR_VERSION: __version__,
             ATTR_KIND: self.kind,
             ATTR_CREATED: self.progress["created"],
             ATTR_CONFIG: json.dumps(self.config, sort_keys=True),
             ATTR_SOURCE_KEY: self.key,
+            ATTR_PATHS_ESCAPED: True,
             "n_skipped": len(skipped),
         }
         if self.compute_mean and self.progress["channel_sums"]:
@@ -371,7 +375,8 @@ class StoreWriter:
         all_attrs.update(self.attrs)
         all_attrs.update(attrs or {})
         for k, v in all_attrs.items():
-            f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else v
+            # a folder name that is not valid UTF-8 (the source attr, say) is shown with \xHH escapes
+            f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else printable_name(v) if isinstance(v, str) else v
         f.attrs[ATTR_COMPLETE] = True
         f.flush()
         f.close()
