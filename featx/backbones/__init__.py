@@ -1,4 +1,4 @@
-"""Feature backbones: a registry of ``keras.applications`` networks and saved Keras models.
+"""Feature backbones: a registry of ``keras.applications`` networks, KerasHub presets (``hub:``) and saved Keras models.
 
 ::
 
@@ -6,6 +6,7 @@
 
     bb = build_backbone("resnet50", weights="imagenet")     # 2048-d, 224px, caffe preprocessing
     bb = build_backbone("keras:runs/mini/model.keras")        # cut before the final Dense
+    bb = build_backbone("hub:dinov2_small", image_size=224)   # KerasHub preset, class token
     feats = bb(images_uint8)                                  # (N, bb.dim) float32
     bb.settings  # {'name': 'resnet50', 'weights': 'imagenet', 'image_size': 224, ...}
 
@@ -16,8 +17,11 @@ from featx.backbones import applications  # noqa: E402,F401,I001 - registers the
 from featx.backbones.registry import (
     BACKBONES,
     DEFAULT_BACKBONE,
+    HUB_PREFIX,
+    HUB_PRESETS,
     KERAS_PREFIX,
     BackboneInfo,
+    HubPresetInfo,
     backbone_names,
     get_backbone_info,
     list_backbones,
@@ -27,9 +31,12 @@ from featx.backbones.registry import (
 __all__ = [
     "BACKBONES",
     "DEFAULT_BACKBONE",
+    "HUB_PREFIX",
+    "HUB_PRESETS",
     "KERAS_PREFIX",
     "Backbone",
     "BackboneInfo",
+    "HubPresetInfo",
     "backbone_from_settings",
     "backbone_names",
     "build_backbone",

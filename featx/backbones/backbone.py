@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
-
 from featx.backbones import applications  # noqa: F401 - registers the keras.applications backbones
 from featx.backbones.base import Backbone
-from featx.backbones.registry import BACKBONES, DEFAULT_BACKBONE, KERAS_PREFIX, get_backbone_info
+from featx.backbones.registry import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
+    HUB_PREFIX,
+    KERAS_PREFIX,
+    get_backbone_info,
+)
 from featx.backbones.weights import (
     IMAGENET,
     NONE,
+    RANDOM_SEED,
     is_download_error,
     offline_error,
     quiet_failed_download,
     resolve_weights,
+    seeded,
     sha256_file,
 )
 from featx.errors import FeatxError
@@ -42,30 +48,6 @@ def precision_policy(mixed: bool | str):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-#: Seed of the random init used for ``weights="none"``: the same spec gives the same features in
-#: every run, so smoke runs resume and ``featx predict`` rebuilds the extractor a classifier saw.
-RANDOM_SEED = 0
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None):
-    """Seed Keras' initializers; Python's and NumPy's global random states are restored after."""
-    if seed is None:
-        yield
-        return
-    import random
-
-    from featx.runtime.backend import set_random_seed
-
-    py_state, np_state = random.getstate(), np.random.get_state()
-    set_random_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
 
 
 def backbone_settings(spec: str = "resnet50", weights=IMAGENET, image_size: int | None = None) -> dict:
@@ -101,7 +83,7 @@ def build_backbone(
     *,
     mixed_precision: bool = False,
 ) -> Backbone:
-    """Build the backbone ``spec``: a registered name (``resnet50``...) or ``keras:PATH[:LAYER]``.
+    """Build the backbone ``spec``: a registered name (``resnet50``...), ``hub:PRESET`` or ``keras:PATH[:LAYER]``.
 
     ``weights`` is ``"imagenet"`` (Keras' download and cache), ``"none"``/``None`` (a seeded random
     init, for tests and smoke runs) or the path of a weights file for the headless network. Raises
@@ -113,11 +95,15 @@ def build_backbone(
         from featx.backbones.saved import build_saved
 
         return build_saved(spec, weights=weights, image_size=image_size)
+    if spec.lower().startswith(HUB_PREFIX):
+        from featx.backbones.hub import build_hub
+
+        return build_hub(spec, weights=weights, image_size=image_size, mixed_precision=mixed_precision)
     settings = backbone_settings(spec, weights, image_size)
     info = get_backbone_info(spec)
     size, w = settings["image_size"], settings["weights"]
     kind = w if w in (IMAGENET, NONE) else "file"
-    with precision_policy(mixed_precision), _seeded(RANDOM_SEED if kind == NONE else None):
+    with precision_policy(mixed_precision), seeded(RANDOM_SEED if kind == NONE else None):
         try:
             with quiet_failed_download():
                 model, preprocess = BACKBONES.create(info.name, IMAGENET if kind == IMAGENET else None, (size, size, 3))
@@ -155,6 +141,11 @@ def backbone_from_settings(settings: dict, *, mixed_precision: bool = False) -> 
         image_size=settings.get("image_size"),
         mixed_precision=mixed_precision,
     )
+    if settings.get("preset_handle") and backbone.settings.get("preset_handle") != settings["preset_handle"]:
+        raise FeatxError(
+            f"KerasHub now resolves {settings['name']} to {backbone.settings.get('preset_handle')}, the features were "
+            f"extracted with {settings['preset_handle']}: pass hub:{settings['preset_handle']} to get the same weights"
+        )
     for key in ("weights_sha256", "model_sha256"):
         if settings.get(key) and backbone.settings.get(key) != settings[key]:
             raise FeatxError(

@@ -15,6 +15,8 @@ from featx.registry import Registry
 
 #: Prefix of the ``keras:PATH[:LAYER]`` spec (a saved Keras model cut at a layer).
 KERAS_PREFIX = "keras:"
+#: Prefix of the ``hub:PRESET`` spec (a KerasHub preset: built-in name, kaggle:// or hf:// handle, folder).
+HUB_PREFIX = "hub:"
 #: The backbone used when none is named (``featx extract``, the demo).
 DEFAULT_BACKBONE = "resnet50"
 
@@ -46,7 +48,38 @@ class BackboneInfo:
 
 #: The registry itself (registration order: :data:`DEFAULT_BACKBONE` first).
 BACKBONES: Registry[BackboneInfo] = Registry(
-    "backbone", order="registration", hint=f" or {KERAS_PREFIX}PATH[:LAYER] for a saved Keras model"
+    "backbone", order="registration",
+    hint=f", {HUB_PREFIX}PRESET for a KerasHub preset or {KERAS_PREFIX}PATH[:LAYER] for a saved Keras model",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class HubPresetInfo:
+    """A KerasHub preset featx suggests in ``featx models`` (any other preset name works too).
+
+    ``dim`` and ``default_size`` are the published architecture's (the size is the preset's image
+    converter's); the preset itself is the authority: featx reads both from it when it builds one.
+    """
+
+    name: str
+    family: str
+    dim: int
+    default_size: int
+    description: str
+
+
+#: The short curated list of ``hub:`` presets shown by ``featx models``.
+HUB_PRESETS: tuple[HubPresetInfo, ...] = (
+    HubPresetInfo("dinov2_small", "DINOV2Backbone", 384, 518,
+                  "DINOv2 ViT-S/14, class token; 518px as shipped (--image-size 224: 5x fewer tokens)"),
+    HubPresetInfo("dinov2_base", "DINOV2Backbone", 768, 518,
+                  "DINOv2 ViT-B/14, class token; 518px as shipped (--image-size 224: 5x fewer tokens)"),
+    HubPresetInfo("dinov3_vit_small_lvd1689m", "DINOV3Backbone", 384, 224,
+                  "DINOv3 ViT-S/16 (LVD-1689M), class token"),
+    HubPresetInfo("clip_vit_base_patch16", "CLIPBackbone", 512, 224,
+                  "CLIP ViT-B/16 image embedding (projected class token)"),
+    HubPresetInfo("siglip_base_patch16_224", "SigLIPBackbone", 768, 224,
+                  "SigLIP B/16 image embedding (attention-pooled)"),
 )
 
 

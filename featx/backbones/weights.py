@@ -19,6 +19,31 @@ from featx.errors import FeatxError, WeightsUnavailableError
 IMAGENET = "imagenet"
 NONE = "none"
 
+#: Seed of the random init used for ``weights="none"``: the same spec gives the same features in
+#: every run, so smoke runs resume and ``featx predict`` rebuilds the extractor a classifier saw.
+RANDOM_SEED = 0
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None):
+    """Seed Keras' initializers; Python's and NumPy's global random states are restored after."""
+    if seed is None:
+        yield
+        return
+    import random
+
+    import numpy as np
+
+    from featx.runtime.backend import set_random_seed
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
 
 def resolve_weights(weights) -> tuple[str, str | None]:
     """``(kind, path)``: kind is ``"imagenet"``, ``"none"`` or ``"file"`` (with an absolute path)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from featx.backbones.registry import DEFAULT_BACKBONE, KERAS_PREFIX, backbone_names
+from featx.backbones.registry import DEFAULT_BACKBONE, HUB_PREFIX, KERAS_PREFIX, backbone_names
 from featx.cli.options import (
     LazyHelpOption,
     max_pixels_option,
@@ -21,20 +21,24 @@ SHOW_SKIPPED = 20
 
 
 def _backbone(ctx, param, value):
-    if value.lower() in backbone_names() or value.lower().startswith(KERAS_PREFIX):
+    if value.lower() in backbone_names() or value.lower().startswith((KERAS_PREFIX, HUB_PREFIX)):
         return value
-    raise click.BadParameter(f"choose one of {', '.join(backbone_names())} or {KERAS_PREFIX}PATH[:LAYER]. Received: {value!r}")
+    raise click.BadParameter(
+        f"choose one of {', '.join(backbone_names())}, {HUB_PREFIX}PRESET or {KERAS_PREFIX}PATH[:LAYER]. Received: {value!r}"
+    )
 
 
 @click.command("extract")
 @click.argument("src", type=click.Path(exists=True, path_type=str))
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), required=True, help="Features file to write (e.g. feats/train.h5).")
 @click.option("--backbone", "-b", cls=LazyHelpOption, default=DEFAULT_BACKBONE, callback=_backbone,
-              metavar=f"NAME|{KERAS_PREFIX}PATH[:LAYER]", help_fn=lambda: (
-                  f"Feature extractor: {', '.join(backbone_names())}, or a saved Keras model cut at LAYER "
-                  "(see featx models)."))
+              metavar=f"NAME|{HUB_PREFIX}PRESET|{KERAS_PREFIX}PATH[:LAYER]", help_fn=lambda: (
+                  f"Feature extractor: {', '.join(backbone_names())}; a KerasHub preset ({HUB_PREFIX}dinov2_small, "
+                  f"{HUB_PREFIX}clip_vit_base_patch16...: pip install \"featx[hub]\"); or a saved Keras model cut at "
+                  "LAYER (see featx models)."))
 @click.option("--weights", "-w", default=DEFAULT_WEIGHTS, metavar="imagenet|none|FILE",
-              help="imagenet (Keras' download and cache), none (random init: smoke tests) or a local weights file.")
+              help="imagenet (Keras' download and cache), none (random init: smoke tests) or a local weights file; "
+                   "for hub: presets, imagenet means the preset's own weights.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_EXTRACT_BATCH_SIZE, help="Images per forward pass.")
 @click.option("--image-size", type=click.IntRange(min=8), default=None, help="Input side in pixels [default: the backbone's].")
 @resize_option

@@ -1,7 +1,8 @@
 """``ExtractConfig``: the parameters of ``featx extract``, validated once.
 
 Construction checks every value and normalises ``weights`` once (``"imagenet"``, ``"none"`` or an
-absolute file path; ``"embedded"`` for a ``keras:PATH`` backbone). For a registered backbone the
+absolute file path; ``"embedded"`` for a ``keras:PATH`` backbone, ``"preset"`` or ``"none"`` for
+``hub:PRESET``). For a registered backbone the
 recorded settings (feature dimension included) come from the registry without building the model,
 so a rerun over a finished output is answered without loading TensorFlow or the backbone.
 """
@@ -67,6 +68,11 @@ class ExtractConfig:
                 )
             self.weights = EMBEDDED
             self._settings = None  # known once the model file is loaded
+        elif self.is_hub:
+            from featx.backbones.hub import hub_weights
+
+            self.weights = hub_weights(self.weights)
+            self._settings = None  # known once the preset is loaded
         else:
             from featx.backbones.backbone import backbone_settings
 
@@ -80,6 +86,12 @@ class ExtractConfig:
 
         return self.backbone.lower().startswith(KERAS_PREFIX)
 
+    @property
+    def is_hub(self) -> bool:
+        from featx.backbones.hub import is_hub_spec
+
+        return is_hub_spec(self.backbone)
+
     def backbone_settings(self, source_kind: str) -> tuple[dict, object | None]:
         """``(settings, built backbone or None)`` for a source of ``source_kind``.
 
@@ -90,6 +102,13 @@ class ExtractConfig:
         resize = self.resize if source_kind == "folder" else "stored"
         if self._settings is not None:
             return {**self._settings, "resize": resize}, None
+        if self.is_hub:  # built here (its dimension, size and normalization live in the preset), once
+            from featx.backbones.hub import build_hub
+            from featx.runtime.accel import resolve_accel
+
+            mixed = resolve_accel(self.mixed_precision, self.xla).mixed_precision
+            bb = build_hub(self.backbone, weights=self.weights, image_size=self.image_size, mixed_precision=mixed)
+            return {**bb.settings, "resize": resize}, bb
         from featx.backbones.saved import build_saved
 
         bb = build_saved(self.backbone, image_size=self.image_size)
