@@ -239,3 +239,35 @@ def test_bad_input_is_one_line(tmp_path):
     assert code == 1 and len(lines) == 1 and "no split named nope" in lines[0]
     r = CliRunner().invoke(cli, ["inspect", str(a), "-o", str(tmp_path / "o5"), "--dup-threshold", "1.5"])
     assert r.exit_code == 2 and "--dup-threshold" in r.output
+
+
+@pytest.mark.slow
+def test_fit_inspect_and_the_report_data_health_section(tmp_path):
+    from featx.report import make_report
+
+    train, test, copied, _ = _splits(tmp_path, names=list("abcde"))
+    r = CliRunner().invoke(cli, ["fit", str(train), "--test", str(test), "-o", str(tmp_path / "clf.pkl"),
+                                 "--grid", "1", "--inspect", str(tmp_path / "health")])
+    assert r.exit_code == 0, r.output
+    assert "leakage: 10 of 100 test rows have a near-duplicate in training; classifier rank-1" in r.output
+    rec = json.loads((tmp_path / "health" / "inspect.json").read_text())
+    assert rec["label_model"]["C"] == 1.0 and rec["label_model"]["source"] == "classifier"
+    acc = rec["splits"][1]["accuracy"]
+    assert acc["rows_without_leaked"] == 90
+
+    rep = make_report([tmp_path / "clf.metrics.json", tmp_path / "health"], tmp_path / "rep")
+    health = json.loads((tmp_path / "rep" / "report.json").read_text())["health"]
+    test_row = next(s for s in health["splits"] if s["split"] == "test")
+    assert test_row["leaked_rows"] == 10 and test_row["leaked_share"] == pytest.approx(0.1)
+    (a,) = health["accuracy"]
+    assert a["method"] == rep.table[0]["method"] and a["how"] == "featx inspect"
+    assert a["reported_rank1"] == pytest.approx(acc["rank1"]) and a["rank1_without_leaked"] == acc["rank1_without_leaked"]
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Data health" in md and "| test | 100 | no |" in md and "10 (10.00%)" in md
+    assert "Data health" in (tmp_path / "rep" / "report.html").read_text()
+
+    # inspect run without the classifier: the report recomputes the same numbers from the files
+    inspect_features([train, test], tmp_path / "h2", engine="numpy", progress=False)
+    make_report([tmp_path / "clf.metrics.json", tmp_path / "h2" / "inspect.json"], tmp_path / "rep2")
+    (b,) = json.loads((tmp_path / "rep2" / "report.json").read_text())["health"]["accuracy"]
+    assert b["how"] == "recomputed by featx report" and b["rank1_without_leaked"] == pytest.approx(acc["rank1_without_leaked"])

@@ -79,10 +79,13 @@ def _test_size(ctx, param, value):
               help="pickle (loading runs code, so featx checks its sha256) or skops (loads without running code).")
 @click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="Iteration cap per fit (--solver lbfgs only).")
 @click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="Stopping tolerance (--solver lbfgs only).")
+@click.option("--inspect", "inspect_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Also write featx inspect's results to DIR (label issues from out-of-fold probabilities on "
+                   "this fit's folds at its C, near-duplicates, leakage of --test, accuracy without leaked rows).")
 @seed_option
 @overwrite_option
 def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, jobs, slab_rows, epochs, fmt,
-            max_iter, tol, seed, overwrite):
+            max_iter, tol, seed, overwrite, inspect_dir):
     """Tune a logistic regression on FEATURES and export it.
 
     FEATURES: a features file written by featx extract, or a book-style HDF5 file (datasets
@@ -100,6 +103,10 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     if solver == "sgd" and backend != DEFAULT_BACKEND:
         raise click.UsageError("--backend applies to --solver lbfgs (its CV folds); --solver sgd streams the file in one process")
     _refuse_other_solvers_options(solver)
+    if inspect_dir is not None:  # before minutes of fitting: the folder must be usable
+        from featx.inspect import check_output
+
+        check_output(inspect_dir, [features, test], overwrite=overwrite)
     scalers = SCALERS if scaler == "auto" else (scaler,)
     try:
         result, paths = fit_features(
@@ -124,6 +131,21 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     say(f"classifier: {paths['classifier']}")
     say(f"manifest:   {paths['manifest']}")
     say(f"metrics:    {paths['metrics']}")
+    if inspect_dir is not None:
+        _inspect(features, test, paths["classifier"], inspect_dir, jobs=jobs, overwrite=overwrite)
+
+
+def _inspect(features, test, classifier, out_dir, *, jobs, overwrite) -> None:
+    """``--inspect DIR``: featx inspect on the fit's files, at the fitted C and scaler, over its folds."""
+    from featx.cli.inspect import print_result
+    from featx.inspect import inspect_features
+
+    if test is None:
+        warn("no --test file: the held-out rows are a split of the training file, so leakage into them shows as "
+             "within-split near-duplicates in DIR/duplicates.csv")
+    res = inspect_features([features] + ([test] if test else []), out_dir, classifier=classifier,
+                           train=[features], jobs=jobs, overwrite=overwrite)
+    print_result(res)
 
 
 #: options that only one solver reads: giving one with the other solver is a usage error, never silently ignored

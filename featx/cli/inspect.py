@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from featx.cli.options import overwrite_option, progress_option, say, seed_option
+from featx.cli.options import overwrite_option, progress_option, say
 from featx.fit import DEFAULT_CV
 from featx.inspect import DEFAULT_DUP_THRESHOLD, DEFAULT_TOP, ENGINES, FAISS_INSTALL
 
@@ -29,7 +29,7 @@ from featx.inspect import DEFAULT_DUP_THRESHOLD, DEFAULT_TOP, ENGINES, FAISS_INS
               help=f"Folds of the out-of-fold model [default: the classifier's, else {DEFAULT_CV}].")
 @click.option("--top", type=click.IntRange(min=0), default=DEFAULT_TOP, help="Items of each kind shown with thumbnails in inspect.html.")
 @click.option("--jobs", "-j", type=int, default=-1, help="Parallel fold fits (-1: all cores).")
-@seed_option
+@click.option("--seed", type=int, default=None, help="Seed of the folds [default: the classifier's, else 42].")
 @progress_option
 @overwrite_option
 def command(features, out_dir, classifier, images, train, dup_threshold, engine, cv, top, jobs, seed, progress, overwrite):
@@ -50,10 +50,10 @@ def command(features, out_dir, classifier, images, train, dup_threshold, engine,
         dup_threshold=dup_threshold, engine=engine, cv=cv, seed=seed, jobs=jobs, top=top, overwrite=overwrite,
         progress=progress,
     )
-    _print(res)
+    print_result(res)
 
 
-def _print(res) -> None:
+def print_result(res) -> None:
     for line in res.summary():
         say(line)
     say(f"inspect: {res.files['html']}  (also label_issues.csv, duplicates.csv, inspect.json in {res.out_dir})")

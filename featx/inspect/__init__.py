@@ -9,7 +9,13 @@
 Importing this package imports neither scikit-learn, cleanlab, faiss nor TensorFlow.
 """
 
-from featx.inspect.api import DEFAULT_TOP, INSPECT_FILES, InspectResult, inspect_features
+from featx.inspect.api import (
+    DEFAULT_TOP,
+    INSPECT_FILES,
+    InspectResult,
+    check_output,
+    inspect_features,
+)
 from featx.inspect.duplicates import (
     DEFAULT_DUP_THRESHOLD,
     ENGINES,
@@ -27,6 +33,7 @@ __all__ = [
     "INSPECT_FILES",
     "QUICK_GRID",
     "InspectResult",
+    "check_output",
     "inspect_features",
     "label_issues",
     "normalize",

@@ -104,17 +104,11 @@ def inspect_features(
     reused; each other split is scored with and without its leaked rows), or a
     :class:`featx.fit.FitResult` (``featx fit --inspect``). Without one, a quick search picks C.
     ``images``: images stores (``featx build``) holding the rows' pixels for the page's thumbnails.
-    ``train``: names of the training splits (default: names starting with ``train``, else the first).
+    ``train``: the training splits, by name or file (default: names starting with ``train``, else the first).
     ``engine``: ``faiss``, ``numpy`` or ``auto`` (faiss when installed). ``proba``: out-of-fold
     probabilities already computed, ``{"proba": (N, C) array, "params": {...}}`` (rows in training-split order).
     """
-    from featx.outputs import (
-        check_not_input,
-        check_overwritable,
-        check_writable,
-        is_featx_output,
-        output_lock,
-    )
+    from featx.outputs import output_lock
 
     features = [features] if isinstance(features, (str, os.PathLike)) else list(features)
     images = [images] if isinstance(images, (str, os.PathLike)) else list(images or ())
@@ -127,20 +121,26 @@ def inspect_features(
     if top < 0:
         raise FeatxError(f"--top must be >= 0. Received: {top}")
     clf_path = classifier if isinstance(classifier, (str, os.PathLike)) else None
-    for name in INSPECT_FILES:
-        check_not_input(out / name, *features, *images, clf_path)
-        check_overwritable(out / name)
-    if (out / INSPECT_JSON).exists() and not overwrite:
-        raise OutputExistsError(f"{out / INSPECT_JSON} exists; pass --overwrite to replace the results in {out}")
-    if out.exists() and not out.is_dir():
-        raise FeatxError(f"cannot write {out}: it is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not is_featx_output(out / INSPECT_JSON):
-        for name in INSPECT_FILES:
-            check_overwritable(out / name)
-    check_writable(out, folder=True)
+    check_output(out, [*features, *images, clf_path], overwrite=overwrite)
     with output_lock(out):
         return _inspect(features, out, classifier=classifier, images=images, train=train, threshold=float(dup_threshold),
                         engine=engine, cv=cv, seed=seed, jobs=jobs, top=top, progress=progress, proba=proba)
+
+
+def check_output(out_dir: str | os.PathLike, inputs, *, overwrite: bool = False) -> None:
+    """Before any work: no input among the results, earlier results replaced only with
+    ``overwrite``, nothing featx did not write replaced, the folder writable."""
+    from featx.outputs import check_not_input, check_overwritable, check_writable
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FeatxError(f"cannot write {out}: it is a file, not a folder")
+    for name in INSPECT_FILES:
+        check_not_input(out / name, *inputs)
+        check_overwritable(out / name)
+    if (out / INSPECT_JSON).exists() and not overwrite:
+        raise OutputExistsError(f"{out / INSPECT_JSON} exists; pass --overwrite to replace the results in {out}")
+    check_writable(out, folder=True)
 
 
 def _classifier_params(classifier) -> tuple[dict | None, object | None, str | None, dict]:

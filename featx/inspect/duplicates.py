@@ -137,8 +137,9 @@ def search_pairs(
     return Pairs(i[order], j[order], sim[order], nearest, nearest_index)
 
 
-def exact_similarity(Q: np.ndarray, X: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """``Q[i] . X[j]`` in float64 for each pair (clipped to [-1, 1]): the same on every engine."""
+def exact_similarity(Q: np.ndarray, X: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """``Q[i] . X[j]`` in float64 for each pair (clipped to [-1, 1]): the same on every engine.
+    ``chunk`` pairs at a time (2 x chunk x D float64 of temporary memory)."""
     out = np.empty(len(i), dtype=np.float64)
     for a in range(0, len(i), chunk):
         qi = Q[i[a : a + chunk]].astype(np.float64)

@@ -64,8 +64,8 @@ def load_split(path: str | os.PathLike) -> Split:
 def load_splits(paths, train: list[str] | None = None) -> list[Split]:
     """Load every file as a split; check they come from one dataset and one extraction.
 
-    ``train``: the names of the training splits (default: names starting with ``train``, else the
-    first file). Names are made unique (``test``, ``test-2``) when two files would share one.
+    ``train``: the training splits, by name or by file (default: names starting with ``train``,
+    else the first file). Names are made unique (``test``, ``test-2``) when two files would share one.
     """
     from featx.fit import check_same_extraction
 
@@ -98,7 +98,9 @@ def load_splits(paths, train: list[str] | None = None) -> list[Split]:
             raise FeatxError(f"{s.path} holds no feature rows ({s.X.shape})")
         if not np.isfinite(s.X).all():
             raise FeatxError(f"{s.path}: features contain NaN or infinite values; re-extract them")
-    wanted = list(train) if train else [s.name for s in splits if s.name.startswith("train")] or [first.name]
+    by_file = {s.path.resolve(): s.name for s in splits}
+    wanted = [by_file.get(Path(t).resolve(), str(t)) for t in train] if train else (
+        [s.name for s in splits if s.name.startswith("train")] or [first.name])
     unknown = [t for t in wanted if t not in names]
     if unknown:
         raise FeatxError(f"no split named {', '.join(unknown)} (the splits are {', '.join(s.name for s in splits)})")

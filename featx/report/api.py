@@ -1,7 +1,9 @@
 """``featx report``: every method side by side, as Markdown, self-contained HTML and JSON, with plots.
 
 Inputs are metrics JSONs written by ``featx fit`` (``*.metrics.json``) and ``featx evaluate``
-(``eval.json`` / ``*.eval.json``), or folders that hold them (searched recursively). When a
+(``eval.json`` / ``*.eval.json``), or folders that hold them (searched recursively); ``featx
+inspect`` results (``inspect.json``) among them add a "Data health" section
+(:mod:`featx.report.health`). When a
 classifier has both (fit's held-out split and evaluate on a test file), the evaluation wins.
 A cell that does not apply says why ("n/a: ...") and is never shown as 0.
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from featx import __version__
 from featx.report.gather import gather
+from featx.report.health import find_records, health_section
 from featx.report.plots import plot_accuracy, plot_confusion, plot_curves
 from featx.report.render import render_html, render_markdown
 from featx.report.tables import COLUMNS, cells, headline_score
@@ -64,6 +67,7 @@ def _check_output(out: Path, inputs) -> None:
 
 def _make_report(inputs, out: Path) -> ReportResult:
     rows = gather(inputs)
+    health = health_section(find_records(inputs), rows)
     out.mkdir(parents=True, exist_ok=True)
     table = [cells(r.record) for r in rows]
     warnings: list[str] = []
@@ -95,8 +99,8 @@ def _make_report(inputs, out: Path) -> ReportResult:
     tmp.rmdir()
 
     best_name = best.method if best else None
-    md = atomic_write_text(out / "report.md", render_markdown(table, warnings, final_plots, best_name))
-    page = atomic_write_text(out / "report.html", render_html(table, warnings, final_plots, best_name))
+    md = atomic_write_text(out / "report.md", render_markdown(table, warnings, final_plots, best_name, health))
+    page = atomic_write_text(out / "report.html", render_html(table, warnings, final_plots, best_name, health))
     js = atomic_write_json(
         out / "report.json",
         {
@@ -109,6 +113,7 @@ def _make_report(inputs, out: Path) -> ReportResult:
             "sources": [str(r.source) for r in rows],
             "records": [r.record for r in rows],
             "plots": {t: p.name for t, p in final_plots.items()},
+            "health": health,
             "metrics_schema": SCHEMA,
         },
     )

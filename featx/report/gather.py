@@ -8,6 +8,7 @@ from pathlib import Path
 
 from featx.errors import FeatxError
 from featx.report.tables import headline_score
+from featx.results.health import is_inspect_record
 from featx.results.metrics import read_metrics
 
 
@@ -34,7 +35,8 @@ def gather(inputs: list[str | os.PathLike]) -> list[Row]:
         if p.is_dir():
             files.extend(sorted(q for q in p.rglob("*.json") if _is_metrics(q)))
         elif p.is_file():
-            files.append(p)
+            if not is_inspect_record(p):  # featx inspect results: the Data health section reads them
+                files.append(p)
         else:
             raise FeatxError(f"{p} does not exist")
     if not files:

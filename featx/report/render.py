@@ -9,7 +9,8 @@ from featx import __version__
 from featx.report.tables import COLUMNS
 
 
-def render_markdown(table: list[dict], warnings: list[str], plots: dict[str, Path], best: str | None) -> str:
+def render_markdown(table: list[dict], warnings: list[str], plots: dict[str, Path], best: str | None,
+                    health: dict | None = None) -> str:
     lines = ["# featx report", ""]
     for w in warnings:
         lines.append(f"> **WARNING:** {w}")
@@ -22,6 +23,10 @@ def render_markdown(table: list[dict], warnings: list[str], plots: dict[str, Pat
     for row in table:
         lines.append("| " + " | ".join(row[k] for k, _ in COLUMNS) + " |")
     lines.append("")
+    if health:
+        from featx.report.health import markdown_lines
+
+        lines += markdown_lines(health)
     for title, p in plots.items():
         lines += [f"## {title}", "", f"![{title}]({p.name})", ""]
     lines.append(f"_featx {__version__}_")
