@@ -205,12 +205,33 @@ def _featx_classifier(path: Path) -> bool:
     return h.hexdigest() == manifest["sha256"]
 
 
+def _named_by_featx_json(path: Path) -> bool:
+    """A ``featx convert`` NumPy output (``STEM.npy``, ``STEM.labels.csv``) named by its ``STEM.featx.json``."""
+    for suffix in (".npy", ".labels.csv"):
+        if path.name.endswith(suffix):
+            meta = _json(path.with_name(path.name[: -len(suffix)] + ".featx.json"))
+            return _featx_json(meta) and path.name in (meta.get("files") or [])
+    return False
+
+
+def _featx_parquet(path: Path) -> bool:
+    """A Parquet file whose schema metadata carries featx's key (``featx convert`` wrote it)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return b"featx" in (pq.read_schema(path).metadata or {})
+    except Exception:  # noqa: BLE001 - not Parquet, or pyarrow missing: not ours
+        return False
+
+
 def is_featx_output(path: str | os.PathLike) -> bool:
     """True when ``path`` was written by featx (so ``--overwrite`` may replace it).
 
     Recognised: HDF5 files with featx attrs; ``.partial`` files of a featx writer (featx attrs, or
     the progress record beside them); featx JSON (``featx_version`` / ``featx.*`` schema, progress
     records, ``mean.json``); a classifier whose featx manifest names it with a matching sha256;
+    ``featx convert`` outputs (Parquet with featx schema metadata, ``.npy``/``.labels.csv`` named by
+    their ``.featx.json``);
     folders holding a featx ``config.json`` (train run), ``build.json`` or ``report.json``, or empty.
     """
     p = Path(path)
@@ -233,6 +254,10 @@ def is_featx_output(path: str | os.PathLike) -> bool:
         return _featx_h5(p)
     if p.suffix.lower() == ".json":
         return _featx_json(_json(p))
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return _featx_parquet(p)
+    if _named_by_featx_json(p):
+        return True
     return _featx_classifier(p)
 
 

@@ -29,6 +29,7 @@ COMMANDS = {
     "report": ("featx.cli.report", "Compare every method side by side (Markdown, HTML, JSON)."),
     "demo": ("featx.cli.demo", "Run both paths end to end on a bundled dataset."),
     "models": ("featx.cli.models", "List backbones and scratch architectures."),
+    "convert": ("featx.cli.convert", "Features to Parquet / NumPy and back (HDF5 <-> .parquet, .npy)."),
 }
 
 
