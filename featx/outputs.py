@@ -189,9 +189,12 @@ def _featx_json(obj) -> bool:
 
 
 def _featx_classifier(path: Path) -> bool:
+    """A classifier its featx manifest vouches for: ``clf.manifest.json``, or the partial manifest
+    of an export killed before its manifest was renamed into place (featx's own unfinished unit)."""
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    manifest = _json(path.with_name(stem + ".manifest.json"))
-    if not isinstance(manifest, dict) or manifest.get("file") != path.name or "sha256" not in manifest:
+    manifests = [_json(path.with_name(stem + ".manifest.json" + end)) for end in ("", ".partial")]
+    manifests = [m for m in manifests if isinstance(m, dict) and m.get("file") == path.name and "sha256" in m]
+    if not manifests:
         return False
     import hashlib
 
@@ -202,7 +205,7 @@ def _featx_classifier(path: Path) -> bool:
                 h.update(block)
     except OSError:
         return False
-    return h.hexdigest() == manifest["sha256"]
+    return any(h.hexdigest() == m["sha256"] for m in manifests)
 
 
 def _named_by_featx_json(path: Path) -> bool:
@@ -229,7 +232,8 @@ def is_featx_output(path: str | os.PathLike) -> bool:
 
     Recognised: HDF5 files with featx attrs; ``.partial`` files of a featx writer (featx attrs, or
     the progress record beside them); featx JSON (``featx_version`` / ``featx.*`` schema, progress
-    records, ``mean.json``); a classifier whose featx manifest names it with a matching sha256;
+    records, ``mean.json``); a classifier whose featx manifest (or the partial manifest of an
+    unfinished export) names it with a matching sha256;
     ``featx convert`` outputs (Parquet with featx schema metadata, ``.npy``/``.labels.csv`` named by
     their ``.featx.json``);
     folders holding a featx ``config.json`` (train run), ``build.json`` or ``report.json``, or empty.

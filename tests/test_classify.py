@@ -134,8 +134,10 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
     assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
 
-    again = CliRunner().invoke(cli, args)
-    assert again.exit_code == 1 and "exists; pass --overwrite" in again.output
+    again = CliRunner().invoke(cli, args)  # a rerun with the same parameters is a no-op, as in build and extract
+    assert again.exit_code == 0 and "is already complete (same features and parameters" in again.output, again.output
+    other = CliRunner().invoke(cli, [*args[:-2], "--jobs", "1", "--seed", "7"])  # --jobs never matters; --seed does
+    assert other.exit_code == 1 and "fit with other features or parameters; pass --overwrite" in other.output
     bad_grid = CliRunner().invoke(cli, ["fit", str(train), "-o", str(tmp_path / "x.pkl"), "--grid", "0,abc"])
     assert bad_grid.exit_code == 2
 

@@ -254,3 +254,69 @@ def test_a_classifier_naming_code_that_moved_is_refused_in_one_line(tmp_path, da
     paths["manifest"].write_text(json.dumps(manifest))
     with pytest.raises(FeatxError, match=r"written by featx 0\.2\.0 and names code .*featx\.scaling.*refit it"):
         load_classifier(paths["classifier"])
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: raised before the rename it interrupts; no featx handler catches it."""
+
+
+def _kill_at(monkeypatch, step: int | None) -> list:
+    """Make the ``step``-th ``os.replace`` (0-based) of what follows die before it happens."""
+    import os
+
+    real, done = os.replace, []
+
+    def replace(a, b):
+        if step is not None and len(done) == step:
+            monkeypatch.setattr(os, "replace", real)
+            raise _Killed(f"killed before renaming {Path(a).name} to {Path(b).name}")
+        done.append(Path(b).name)
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return done
+
+
+def _consistent_or_refused(out: Path, allowed: set[str]) -> None:
+    """The classifier at ``out`` loads as one of the ``allowed`` sha256s, or is refused in one line as unfinished."""
+    from featx.outputs import check_overwritable
+
+    for p in (out, *side_paths(out)):
+        check_overwritable(p)  # never 'not a file featx wrote': a killed export never blocks a rerun
+    try:
+        _, manifest = load_classifier(out)
+    except FeatxError as e:
+        assert ("unfinished export" in str(e) or "does not exist" in str(e)) and "\n" not in str(e), str(e)
+        return
+    assert manifest["sha256"] in allowed and hashlib.sha256(out.read_bytes()).hexdigest() == manifest["sha256"]
+
+
+def test_export_is_one_crash_safe_unit_with_a_kill_at_every_step(fitted, data, tmp_path, monkeypatch):
+    X, y = data
+    other = fit_classifier(X, y, label_names=NAMES, test_size=0.25, seed=0, cv=2, jobs=1, grid=[0.01])
+    steps = _kill_at(monkeypatch, None)
+    export_classifier(fitted, tmp_path / "probe" / "clf.pkl")
+    assert steps == ["clf.pkl.partial", "clf.metrics.json.partial", "clf.manifest.json.partial",
+                     "clf.pkl", "clf.metrics.json", "clf.manifest.json"]  # the manifest, the commit, last
+    for step in range(len(steps)):
+        # a first export killed at `step`: the same call, rerun without --overwrite, finishes it
+        out = tmp_path / f"new{step}" / "clf.pkl"
+        _kill_at(monkeypatch, step)
+        with pytest.raises(_Killed):
+            export_classifier(fitted, out)
+        _consistent_or_refused(out, allowed=set())
+        _kill_at(monkeypatch, None)
+        export_classifier(fitted, out)
+        est, manifest = load_classifier(out)
+        assert sorted(p.name for p in out.parent.iterdir()) == ["clf.manifest.json", "clf.metrics.json", "clf.pkl"]
+
+        # replacing a finished unit, killed at `step`: the old unit or an unfinished new one, then the rerun
+        old_sha = manifest["sha256"]
+        _kill_at(monkeypatch, step)
+        with pytest.raises(_Killed):
+            export_classifier(other, out, overwrite=True)
+        _kill_at(monkeypatch, None)
+        _consistent_or_refused(out, allowed={old_sha})
+        export_classifier(other, out, overwrite=True)
+        est, manifest = load_classifier(out)
+        assert est[-1].C == 0.01 and manifest["sha256"] != old_sha

@@ -116,6 +116,14 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         )
     except FeatxError as e:  # library errors name parameters; say the flags
         raise FeatxError(_flags(str(e))) from None
+    if result.reused:
+        rank1 = result.scores.get("rank1")
+        say(f"{paths['classifier']} is already complete (same features and parameters: best C "
+            f"{result.best_params.get('C', float('nan')):g}, rank-1 accuracy {rank1 if rank1 is None else f'{rank1:.4f}'}); "
+            "nothing to do (--overwrite refits)")
+        say(f"manifest:   {paths['manifest']}")
+        say(f"metrics:    {paths['metrics']}")
+        return
     s = result.scores
     held = "held-out rows" if result.config.get("solver") == "sgd" else f"{result.config['cv']}-fold CV"
     say(f"best C: {result.best_params['C']:g} (scaler {result.best_params['scaler']}; "

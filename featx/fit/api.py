@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 
 from featx.errors import FeatxError, OutputExistsError
-from featx.fit.export import export_classifier
-from featx.fit.features import check_same_extraction, extract_costs, load_features
+from featx.fit.export import export_classifier, unfinished_export
+from featx.fit.features import check_same_extraction, extract_costs, file_identity, load_features
 from featx.fit.lbfgs import fit_classifier
 from featx.fit.manifest import FORMATS, side_paths
 from featx.fit.result import FitResult
@@ -34,7 +34,11 @@ def fit_features(
     overwrite: bool = False,
     **fit_kwargs,
 ) -> tuple[FitResult, dict[str, Path]]:
-    """``featx fit``: load features (and test features), fit, export. Returns the result and paths."""
+    """``featx fit``: load features (and test features), fit, export. Returns the result and paths.
+
+    Like build and extract, a rerun with the same features and parameters is a no-op: the
+    classifier is kept and returned (``result.reused``); other parameters need ``overwrite``.
+    """
     from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
 
     out = Path(out_path)
@@ -44,17 +48,59 @@ def fit_features(
     for p in (out, *side_paths(out)):
         check_not_input(p, features, test)
         check_overwritable(p)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     check_writable(out)
     with output_lock(out):
-        return _fit_features(features, out, test=test, format=format, overwrite=overwrite, **fit_kwargs)
+        key = fit_key(features, test, format=format, **fit_kwargs)
+        if out.exists() and not overwrite and not unfinished_export(out):
+            kept = _kept(out, key)
+            if kept is not None:
+                return kept
+            raise OutputExistsError(f"{out} exists and was fit with other features or parameters; "
+                                    "pass --overwrite to replace it")
+        return _fit_features(features, out, test=test, format=format, overwrite=overwrite, key=key, **fit_kwargs)
 
 
-def _fit_features(features, out: Path, *, test, format, overwrite, solver: str = "lbfgs",
+#: parameters that change where or how fast a fit runs, never what it finds
+_NOT_CONTENT = ("jobs", "backend", "address")
+
+
+def fit_key(features, test, **params) -> str:
+    """What a fit depends on: the features (and test) files as written, and the parameters."""
+    import hashlib
+    import json
+
+    content = {k: v for k, v in sorted(params.items()) if k not in _NOT_CONTENT}
+    ident = {"features": file_identity(features), "test": None if test is None else file_identity(test)}
+    return hashlib.sha256(json.dumps([ident, content], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _kept(out: Path, key: str) -> tuple[FitResult, dict[str, Path]] | None:
+    """The finished fit at ``out`` when it was made with ``key`` (a rerun), else None."""
+    from featx.fit.export import load_classifier
+
+    manifest_path, metrics_path = side_paths(out)
+    try:
+        estimator, manifest = load_classifier(out)
+    except FeatxError:
+        return None
+    if manifest.get("fit_key") != key or not metrics_path.is_file():
+        return None
+    sc = manifest.get("scores") or {}
+    result = FitResult(
+        estimator=estimator, label_names=list(manifest["label_names"]), best_params=sc.get("best_params") or {},
+        cv_score=sc.get("cv_score"), cv_results=manifest.get("cv_results") or [],
+        scores={"rank1": sc.get("rank1"), "rank5": sc.get("rank5")}, fit_seconds=sc.get("fit_seconds") or 0.0,
+        predict_seconds=0.0, n_train=sc.get("n_train"), n_test=sc.get("n_test"),
+        feature_dim=manifest.get("feature_dim"), warnings=list(manifest.get("warnings") or []),
+        config=manifest.get("config") or {}, extract=manifest.get("extract"), reused=True,
+    )
+    return result, {"classifier": out, "manifest": manifest_path, "metrics": metrics_path}
+
+
+def _fit_features(features, out: Path, *, test, format, overwrite, key: str | None = None, solver: str = "lbfgs",
                   slab_rows: int | None = None, epochs: int | None = None, **fit_kwargs) -> tuple[FitResult, dict[str, Path]]:
     if solver == "sgd":
-        return _fit_features_sgd(features, out, test=test, format=format, overwrite=overwrite,
+        return _fit_features_sgd(features, out, test=test, format=format, overwrite=overwrite, key=key,
                                  slab_rows=slab_rows, epochs=epochs, **fit_kwargs)
     if solver != "lbfgs":
         raise FeatxError(f"solver must be lbfgs or sgd. Received: solver={solver!r}")
@@ -65,10 +111,10 @@ def _fit_features(features, out: Path, *, test, format, overwrite, solver: str =
         check_same_extraction(features, test, names, test_names, X.shape[1:], X_test.shape[1:], backbone, test_backbone)
     # X was read for this fit alone: the search may scale and split it in place (no copy)
     result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, copy=False, **fit_kwargs)
-    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite)
+    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite, key=key)
 
 
-def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, **fit_kwargs):
+def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, key=None, **fit_kwargs):
     """``--solver sgd``: the features file is streamed in slabs (:mod:`featx.fit.sgd`), never loaded."""
     from featx.fit.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS, fit_sgd
     from featx.store import feature_settings, open_store
@@ -81,13 +127,13 @@ def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows
         check_same_extraction(features, test, names, test_names, dim, test_dim, backbone, test_backbone)
     keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers") if k in fit_kwargs}
     result = fit_sgd(features, test=test, slab_rows=slab_rows or DEFAULT_SLAB_ROWS, epochs=epochs or DEFAULT_EPOCHS, **keep)
-    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite)
+    return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite, key=key)
 
 
-def _export(result, features, test, out: Path, *, format, backbone, overwrite) -> tuple[FitResult, dict[str, Path]]:
+def _export(result, features, test, out: Path, *, format, backbone, overwrite, key=None) -> tuple[FitResult, dict[str, Path]]:
     """Attach the extraction costs and write the classifier, its manifest and metrics."""
     result.extract = extract_costs(features, test)
-    data = {"train": str(Path(features).resolve())}
+    data = {"train": str(Path(features).resolve()), "fit_key": key}
     if test is not None:
         data["test"] = str(Path(test).resolve())
     paths = export_classifier(result, out, format=format, backbone=backbone, data=data, overwrite=overwrite)

@@ -2,7 +2,12 @@
 
 * :func:`export_classifier`: ``best_estimator_`` as a pickle (or skops) file, a JSON manifest
   beside it (sha256 of the file, label names, backbone settings, feature dimension, versions,
-  scores, config) and the metrics JSON that ``featx report`` reads.
+  scores, config) and the metrics JSON that ``featx report`` reads. The three files are one
+  crash-safe unit: each is written whole to ``NAME.partial``, then the classifier and the metrics
+  are renamed into place and the manifest last (the commit). A kill before the manifest's rename
+  leaves the old unit intact, or a classifier whose manifest is still ``clf.manifest.json.partial``
+  (its sha256 vouches for the classifier): featx's own unfinished export, which a rerun replaces
+  (no ``--overwrite`` needed) and which :func:`load_classifier` refuses in one line.
 * :func:`load_classifier`: the checks of :mod:`featx.fit.manifest`: the file's sha256 against the
   manifest before deserializing, pickle vs skops decided from the file's own bytes, and the
   manifest's label names and backbone settings against the copy inside the classifier. They catch
@@ -27,6 +32,32 @@ from featx.fit.result import FitResult
 from featx.utils import atomic_write_bytes, atomic_write_json
 
 MANIFEST_SCHEMA = "featx.classifier/1"
+PARTIAL = ".partial"
+
+
+def _partial(p: Path) -> Path:
+    return p.with_name(p.name + PARTIAL)
+
+
+def unfinished_export(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a classifier whose export was killed before its manifest was renamed
+    into place: the manifest's partial beside it names it with a matching sha256."""
+    from featx.outputs import is_featx_output
+
+    p = Path(path)
+    manifest, _ = side_paths(p)
+    return p.is_file() and _partial(manifest).is_file() and is_featx_output(p) and not _committed(p)
+
+
+def _committed(p: Path) -> bool:
+    """The classifier at ``p`` is the one its (final) manifest vouches for."""
+    import json
+
+    try:
+        manifest = json.loads(side_paths(p)[0].read_text())
+        return isinstance(manifest, dict) and manifest.get("sha256") == hashlib.sha256(p.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return False
 
 
 def versions() -> dict:
@@ -74,9 +105,8 @@ def export_classifier(
     """Write the classifier, its manifest and its metrics JSON; returns their paths.
 
     ``backbone`` is the settings dict of the extractor that made the features (from the feature
-    file), ``data`` describes the features (``train``/``test`` paths). The classifier file is
-    written first, then the manifest that vouches for it: a crash in between leaves a file that
-    :func:`load_classifier` refuses (no manifest), never a manifest for a half-written file.
+    file), ``data`` describes the features (``train``/``test`` paths, ``fit_key``: what a rerun
+    compares). The files are written as one crash-safe unit (see the module docstring).
     """
     from featx.results.metrics import make_metrics, write_metrics
 
@@ -84,7 +114,7 @@ def export_classifier(
         raise FeatxError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}")
     out = Path(out_path)
     manifest_path, metrics_path = side_paths(out)
-    if out.exists() and not overwrite:
+    if out.exists() and not overwrite and not unfinished_export(out):
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     stamp(result.estimator, label_names=result.label_names, settings=backbone, feature_dim=result.feature_dim)
     blob = _serialize(result.estimator, format)
@@ -125,6 +155,7 @@ def export_classifier(
         "fit_seconds": round(result.fit_seconds, 3),
         "warnings": warns,
         "extract": result.extract,
+        "fit_key": data.get("fit_key"),
     }
     metrics = make_metrics(
         method=method,
@@ -155,10 +186,13 @@ def export_classifier(
         warnings=warns,
         config={**config, "backbone": backbone, "best_params": result.best_params},
     )
-    atomic_write_bytes(out, blob)
-    atomic_write_json(manifest_path, manifest)
     metrics["extract"] = result.extract  # end-to-end costs for featx report (featx.results.costs)
-    write_metrics(metrics_path, metrics)
+    # one unit: every file whole under a partial name, then renamed, the manifest (the commit) last
+    atomic_write_bytes(_partial(out), blob)
+    write_metrics(_partial(metrics_path), metrics)
+    atomic_write_json(_partial(manifest_path), manifest)
+    for p in (out, metrics_path, manifest_path):
+        os.replace(_partial(p), p)
     return {"classifier": out, "manifest": manifest_path, "metrics": metrics_path}
 
 

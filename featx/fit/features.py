@@ -20,6 +20,33 @@ def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list
         return X, y, list(r.label_names), feature_settings(r.attrs) or None
 
 
+def file_identity(path: str | os.PathLike) -> str:
+    """Which features file this is, as written: a featx file's content key and creation time (a
+    re-extraction changes it), or the sha256 of a foreign file's bytes."""
+    import hashlib
+
+    import h5py
+
+    from featx.store.format import ATTR_CREATED, ATTR_SOURCE_KEY
+
+    try:
+        with h5py.File(path, "r") as f:
+            key, created = f.attrs.get(ATTR_SOURCE_KEY), f.attrs.get(ATTR_CREATED)
+            if key is not None and created is not None:
+                return f"{_text(key)}@{_text(created)}"
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _text(v) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
 def check_same_extraction(features, test, names, test_names, dim, test_dim, backbone, test_backbone) -> None:
     """The held-out file must come from the same dataset and the same backbone settings."""
     if test_names != names:

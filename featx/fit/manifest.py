@@ -172,6 +172,15 @@ def load_verified(path: str | os.PathLike) -> tuple[object, dict]:
     p = Path(path)
     if not p.is_file():
         raise FeatxError(f"classifier {p} does not exist (write one with featx fit FEATURES.h5 -o {p.name})")
+    pending = side_paths(p)[0].with_name(side_paths(p)[0].name + ".partial")
+    if pending.is_file():  # an export killed before its manifest was renamed into place
+        try:
+            unfinished = json.loads(pending.read_text()).get("sha256") == hashlib.sha256(p.read_bytes()).hexdigest()
+        except (OSError, ValueError, AttributeError):
+            unfinished = False
+        if unfinished:
+            raise FeatxError(f"{p} is an unfinished export (stopped before its manifest was written): "
+                             "rerun the featx fit that writes it")
     manifest = read_manifest(p)
     blob = p.read_bytes()
     digest = hashlib.sha256(blob).hexdigest()

@@ -30,6 +30,8 @@ class FitResult:
     config: dict
     #: extraction costs of the features (:func:`featx.results.costs.fit_costs`), set by :func:`fit_features`
     extract: dict | None = None
+    #: True when a rerun found this fit finished with the same features and parameters (nothing refit)
+    reused: bool = False
 
     @property
     def n_params(self) -> int:
