@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,9 @@ def test_skops_export_loads_without_pickle(tmp_path):
     assert type(fitted.estimator[0]).__name__ == "GlobalScaler"
     paths = export_classifier(fitted, tmp_path / "clf.skops", format="skops")
     assert paths["manifest"] == tmp_path / "clf.manifest.json"
-    assert not paths["classifier"].read_bytes().startswith(b"\x80")  # a zip, not a pickle stream
+    assert zipfile.is_zipfile(paths["classifier"])  # skops' zip archive, not a pickle stream
+    with zipfile.ZipFile(paths["classifier"]) as z:
+        assert "schema.json" in z.namelist()
     est, manifest = load_classifier(paths["classifier"])
     assert manifest["format"] == "skops"
     X, _ = separable_features()
