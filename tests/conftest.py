@@ -60,3 +60,14 @@ def write_exif_rotated(path: Path, arr: np.ndarray, orientation: int = 6) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, exif=exif.tobytes(), quality=95)
     return path
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """``resolve_accel`` counts one GPU: featx takes its GPU defaults (mixed precision, XLA, overlap),
+    which still run on the CPU. Only the device count is faked; nothing else about TensorFlow."""
+    import featx.runtime.backend as backend
+
+    monkeypatch.setattr(backend, "gpu_count", lambda: 1)
+    monkeypatch.setattr(backend, "bf16_supported", lambda: False)  # float16, as on a pre-Ampere GPU
+    return 1

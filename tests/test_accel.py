@@ -1,6 +1,10 @@
-"""``resolve_accel``: the one place mixed precision / XLA / overlap are decided."""
+"""``resolve_accel``: the one place mixed precision / XLA / overlap are decided; extract (local and
+Ray), train and predict take its GPU defaults when a GPU is counted (the count is faked: no GPU here)."""
 
 from __future__ import annotations
+
+import numpy as np
+import pytest
 
 from featx.runtime.accel import Accel, resolve_accel
 
@@ -40,3 +44,91 @@ def test_policy_names_the_half_type():
     assert Accel(False, True, True, 1, half="bfloat16").policy == "float32"
     assert Accel(True, True, True, 1, half="bfloat16").describe() == "mixed precision (bfloat16), XLA"
     assert resolve_accel(gpus=2).half == "float16"  # a count passed in: no device to ask, float16
+
+
+# ------------------------------------------------------------------------------ the stages follow it
+class _Stop(Exception):
+    pass
+
+
+def test_extract_turns_mixed_precision_xla_and_overlap_on_with_a_gpu(one_gpu, tmp_path, monkeypatch):
+    import featx.extract.api as api
+    from tests.conftest import color_image, save
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        save(color_image(rng, tint=ord(c)), tmp_path / "src" / c / "0.png")
+    seen = {}
+
+    def spy(source, out, *, config, mapper, **kw):
+        seen.update(config=config, mapper=mapper, overlap=kw["overlap"])
+        raise _Stop
+
+    monkeypatch.setattr(api, "run_local", spy)
+    with pytest.raises(_Stop):
+        api.extract(tmp_path / "src", tmp_path / "f.h5", backbone="vgg16", weights="none", image_size=32,
+                    progress=False)
+    m = seen["mapper"]
+    assert (m.mixed_precision, m.xla, seen["overlap"]) == (True, True, True)
+    assert seen["config"]["mixed_precision"] is True and seen["config"]["xla"] is True
+    with pytest.raises(_Stop):  # the user's choice still wins over the device default
+        api.extract(tmp_path / "src", tmp_path / "f.h5", backbone="vgg16", weights="none", image_size=32,
+                    mixed_precision=False, xla=False, progress=False)
+    assert (seen["mapper"].mixed_precision, seen["mapper"].xla, seen["overlap"]) == (False, False, True)
+
+
+def test_ray_engine_takes_the_clusters_gpus_not_the_drivers(tmp_path, monkeypatch):
+    """The driver has no GPU; the cluster has 2: the actors get mixed precision + XLA, one GPU each."""
+    import featx.extract.api as api
+    import featx.extract.ray_runner as rr
+    import featx.runtime.backend as backend
+    from tests.conftest import color_image, save
+
+    monkeypatch.setattr(backend, "gpu_count", lambda: 0)
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        for i in range(3):
+            save(color_image(rng, tint=ord(c)), tmp_path / "src" / c / f"{i}.png")
+
+    class Cluster:
+        def __init__(self, address=None):
+            self.gpus, self.cpus = 2, 8.0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    seen = {}
+
+    def spy(conn, source, out, shards, *, config, mapper, workers, run_kwargs, bar=None):
+        seen.update(gpus=conn.gpus, mapper=mapper, workers=workers, overlap=run_kwargs["overlap"], config=config)
+        raise _Stop
+
+    real_run_ray = rr.run_ray
+    monkeypatch.setattr(rr, "RayConnection", Cluster)
+    monkeypatch.setattr(rr, "run_ray", spy)
+    with pytest.raises(_Stop):
+        api.extract(tmp_path / "src", tmp_path / "f.h5", backbone="vgg16", weights="none", image_size=32,
+                    engine="ray", progress=False)
+    m = seen["mapper"]
+    assert (m.mixed_precision, m.xla, seen["overlap"]) == (True, True, True)
+    assert seen["workers"] == 2 and seen["config"]["xla"] is True  # one actor per GPU by default
+
+    # each actor asks Ray for one GPU
+    ray = pytest.importorskip("ray")
+    opts = {}
+
+    class Remote:
+        def options(self, **kw):
+            opts.update(kw)
+            raise _Stop
+
+    monkeypatch.setattr(ray, "remote", lambda cls: Remote())
+    from featx.extract.sources import Shard
+
+    with pytest.raises(_Stop):
+        real_run_ray(Cluster(), None, tmp_path / "f.h5", [Shard(0, 0, 3), Shard(1, 3, 6)], config={}, mapper=m,
+                   workers=2, run_kwargs={})
+    assert opts["num_gpus"] == 1 and opts["num_cpus"] == 1.0
