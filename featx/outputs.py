@@ -236,7 +236,8 @@ def is_featx_output(path: str | os.PathLike) -> bool:
     unfinished export) names it with a matching sha256;
     ``featx convert`` outputs (Parquet with featx schema metadata, ``.npy``/``.labels.csv`` named by
     their ``.featx.json``);
-    folders holding a featx ``config.json`` (train run), ``build.json`` or ``report.json``, or empty.
+    folders holding a featx ``config.json`` (train run), ``build.json``, ``report.json`` or
+    ``export.json`` (export folder), or empty.
     """
     p = Path(path)
     if p.is_symlink() or not p.exists():
@@ -247,7 +248,7 @@ def is_featx_output(path: str | os.PathLike) -> bool:
                 return True
         except OSError:
             return False
-        return any(_featx_json(_json(p / name)) for name in ("config.json", "build.json", "report.json"))
+        return any(_featx_json(_json(p / name)) for name in ("config.json", "build.json", "report.json", "export.json"))
     if not p.is_file():
         return False
     if p.name.endswith(".partial"):

@@ -3,6 +3,10 @@
 The classifier's manifest names the backbone settings (name, weights, image size, preprocessing,
 resize); the same extractor is rebuilt and run through the same ``tf.data`` pipeline as
 ``featx extract``. A file that cannot be decoded gets an error on its own row; the others go on.
+
+An export folder (``featx export``) works too: the images are decoded by the same pipeline at the
+export's input size and resize rule and fed to its model (``model.keras``, else the SavedModel,
+ONNX or TFLite file, its sha256 checked against ``export.json``); nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -38,14 +42,19 @@ def predict_images(
 ) -> tuple[list[Prediction], dict]:
     """Classify every image in ``inputs`` (files and folders, recursively). Returns rows and the manifest.
 
+    ``classifier`` is a ``featx fit`` classifier file or a ``featx export`` folder (then the
+    returned record holds ``label_names``, ``format`` and ``export``, the folder's export.json).
     Images declaring more than ``max_pixels`` pixels get an error row, never decoded.
     """
     from featx.backbones.backbone import backbone_from_settings
     from featx.data.discover import list_image_files
+    from featx.export import is_export_dir
     from featx.extract import FeatureMapper, image_dataset
     from featx.fit import full_proba, load_classifier
     from featx.runtime.accel import resolve_accel
 
+    if is_export_dir(classifier):
+        return _predict_exported(classifier, inputs, top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
     estimator, manifest = load_classifier(classifier)
     settings = manifest.get("backbone")
     if not settings:
@@ -76,19 +85,60 @@ def predict_images(
         reasons = [r or ("" if f else "the backbone gave NaN or infinite features") for r, f in zip(reasons, finite)]
         ok &= finite
         proba = full_proba(estimator, feats[ok], len(names)) if ok.any() else np.zeros((0, len(names)))
-        j = 0
-        for i, good, reason in zip(idx, ok, reasons):
-            row = rows[int(i)]
-            if not good:
-                row.error = reason
-                continue
-            p = proba[j]
-            j += 1
-            order = np.argsort(-p, kind="stable")[:k]
-            row.top_k = [(names[c], float(p[c])) for c in order]
-            row.label, row.probability = row.top_k[0]
+        _fill(rows, idx, ok, reasons, proba, names, k)
     rows.extend(Prediction(path=m["path"], error=m["reason"]) for m in missing)
     return rows, manifest
+
+
+def _fill(rows, idx, ok, reasons, proba, names, k) -> None:
+    """Top-k labels of the good rows of one batch (``proba`` holds one row per good image)."""
+    j = 0
+    for i, good, reason in zip(idx, ok, reasons):
+        row = rows[int(i)]
+        if not good:
+            row.error = reason
+            continue
+        p = proba[j]
+        j += 1
+        order = np.argsort(-p, kind="stable")[:k]
+        row.top_k = [(names[c], float(p[c])) for c in order]
+        row.label, row.probability = row.top_k[0]
+
+
+def _predict_exported(folder, inputs, *, top_k: int, batch_size: int, max_pixels: int | None):
+    """``predict_images`` for an export folder; the returned record says which model ran."""
+    from featx.data.discover import list_image_files
+    from featx.export import load_exported
+    from featx.extract import image_dataset
+
+    model = load_exported(folder, batch_size=batch_size)
+    names = model.label_names
+    info = {"label_names": names, "backbone": {"name": f"exported {model.format} model"}, "export": model.record,
+            "format": model.format}
+    paths, missing = list_image_files(list(inputs))
+    if not paths:
+        if missing:
+            return [Prediction(path=m["path"], error=m["reason"]) for m in missing], info
+        raise FeatxError(f"no image files in {', '.join(map(str, inputs))}")
+    rows = [Prediction(path=p) for p in paths]
+    k = max(1, min(top_k, len(names)))
+    ds = image_dataset(paths, size=model.image_size, batch_size=batch_size, resize=model.resize, max_pixels=max_pixels)
+    for idx, images, reasons in ds.as_numpy_iterator():
+        reasons = [r.decode() if isinstance(r, bytes) else str(r) for r in reasons]
+        ok = np.array([not r for r in reasons], dtype=bool)
+        proba = model(images[ok]) if ok.any() else np.zeros((0, len(names)))
+        if proba.shape[1:] != (len(names),):
+            raise FeatxError(f"{folder}: the model gives {proba.shape[1:]} outputs for {len(names)} labels")
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():  # rows of NaN: an error on their own line
+            bad = np.flatnonzero(ok)[~finite]
+            for b in bad:
+                reasons[b] = "the model gave NaN or infinite probabilities"
+            ok[bad] = False
+            proba = proba[finite]
+        _fill(rows, idx, ok, reasons, proba, names, k)
+    rows.extend(Prediction(path=m["path"], error=m["reason"]) for m in missing)
+    return rows, info
 
 
 def write_csv(path: str | os.PathLike, rows: list[Prediction], top_k: int) -> Path:

@@ -22,7 +22,8 @@ COMMANDS = {
     "build": ("featx.cli.build", "Write labelled images to HDF5 (train/val/test, uint8, resumable)."),
     "extract": ("featx.cli.extract", f"Extract backbone features ({DEFAULT_BACKBONE} by default) to HDF5."),
     "fit": ("featx.cli.fit", "Tune a logistic regression on features; export the classifier."),
-    "predict": ("featx.cli.predict", "Classify images with an exported classifier."),
+    "predict": ("featx.cli.predict", "Classify images with a classifier or an export folder."),
+    "export": ("featx.cli.export", "Export a classifier or run as one model (SavedModel, ONNX, TFLite)."),
     "train": ("featx.cli.train", "Train a scratch model (see featx models) from HDF5."),
     "evaluate": ("featx.cli.evaluate", "Rank-1/rank-5 accuracy, single-crop and ten-crop."),
     "inspect": ("featx.cli.inspect", "Label errors, near-duplicates and train/test leakage in features."),
@@ -89,6 +90,7 @@ def cli(verbose):
 
     \b
     Transfer path:     featx extract -> featx fit -> featx predict
+    Deploy:            featx export (SavedModel / ONNX / TFLite, checked equal to featx predict)
     From scratch:      featx build -> featx train -> featx evaluate
     Compare:           featx report     Try it all:  featx demo
     """

@@ -8,27 +8,35 @@ from featx.cli.options import max_pixels_option, say
 
 
 @click.command("predict")
-@click.argument("classifier", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("classifier", metavar="MODEL", type=click.Path(exists=True, path_type=str))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=3, help="Best labels listed per image.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, help="Images per forward pass.")
 @max_pixels_option
 def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
-    """Classify images with CLASSIFIER (written by featx fit).
+    """Classify images with MODEL: a classifier written by featx fit, or a featx export folder.
 
-    Runs the backbone recorded in the classifier's manifest, then the classifier. INPUTS are image
-    files and folders (searched recursively). The classifier's sha256 is checked before it is
-    loaded. A file that cannot be decoded is reported on its line; the others are classified.
+    A classifier: runs the backbone recorded in its manifest, then the classifier; its sha256 is
+    checked before it is loaded. An export folder: runs its model (nothing is unpickled, so it is
+    safe on a model someone sent you; its sha256 is checked against export.json). INPUTS are image
+    files and folders (searched recursively). A file that cannot be decoded is reported on its
+    line; the others are classified.
     """
+    from pathlib import Path
+
     from featx.predict import predict_images, write_csv
     from featx.utils import escape_name
 
     if csv_path:  # before the backbone is built: never over an input, and somewhere writable
-        from featx.fit import side_paths
         from featx.outputs import check_not_input, check_writable
 
-        check_not_input(csv_path, classifier, *side_paths(classifier), *inputs)
+        sides = ()
+        if not Path(classifier).is_dir():
+            from featx.fit import side_paths
+
+            sides = side_paths(classifier)
+        check_not_input(csv_path, classifier, *sides, *inputs)
         check_writable(csv_path)
     rows, manifest = predict_images(classifier, list(inputs), top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
     k = max(1, min(top_k, len(manifest["label_names"])))
@@ -43,6 +51,7 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
         tops = ", ".join(f"{n} {p:.3f}" for n, p in r.top_k)
         say(f"{shown:<{width}}  {r.label:<16} {r.probability:6.3f}  {tops}")
     bad = sum(1 for r in rows if r.error)
-    say(f"{len(rows) - bad} classified, {bad} failed (backbone {manifest['backbone']['name']})")
+    what = f"{manifest['format']} model of {classifier}" if "export" in manifest else f"backbone {manifest['backbone']['name']}"
+    say(f"{len(rows) - bad} classified, {bad} failed ({what})")
     if csv_path:
         say(f"wrote {write_csv(csv_path, rows, k)}")

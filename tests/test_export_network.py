@@ -1,0 +1,110 @@
+"""The pieces of the exported network: preprocessing layers, the folded head, float32 copies, the bytes decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featx.errors import FeatxError
+
+
+def _through(layers, x):
+    import keras
+
+    inputs = keras.Input(x.shape[1:], dtype="uint8")
+    y = inputs
+    for layer in layers:
+        y = layer(y)
+    return np.asarray(keras.Model(inputs, y)(x))
+
+
+@pytest.mark.parametrize("name, module", [("caffe", "resnet50"), ("tf", "mobilenet_v2")])
+def test_preprocessing_layers_equal_keras_applications(name, module):
+    import importlib
+
+    from featx.export.network import preprocessing_layers
+
+    x = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    want = importlib.import_module(f"keras.applications.{module}").preprocess_input(x.astype(np.float32))
+    got = _through(preprocessing_layers(name), x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 if name == "tf" else 0)
+    np.testing.assert_array_equal(_through(preprocessing_layers("none"), x), x.astype(np.float32))
+    with pytest.raises(FeatxError, match="knows the preprocessing caffe, tf, none"):
+        preprocessing_layers("torch")
+
+
+def test_one_vs_rest_head_layers_equal_sgd_predict_proba():
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.export.network import classifier_layers
+    from featx.fit import dense_head, head_activation
+    from tests._transfer_helpers import separable_features
+
+    X, y = separable_features(n_per_class=15, classes=3, dim=6, seed=2)
+    est = Pipeline([("scale", StandardScaler()), ("lr", SGDClassifier(loss="log_loss", random_state=0))]).fit(X, y)
+    kernel, bias = dense_head(est, 3, ovr="softmax")
+    import keras
+
+    inputs = keras.Input((6,))
+    out = inputs
+    for layer in classifier_layers(kernel, bias, head_activation(est)):
+        out = layer(out)
+    got = np.asarray(keras.Model(inputs, out)(X))
+    assert np.abs(got - est.predict_proba(X)).max() < 1e-5
+
+
+def test_float32_copy_of_a_mixed_precision_model():
+    import keras
+
+    from featx.export.source import float32_model
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((4, 4, 3))
+        x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        out = keras.layers.Dense(3, activation="softmax", dtype="float32", name="out")(x)
+        mixed = keras.Model(inputs, out)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert mixed.get_layer("conv").compute_dtype == "float16"
+    copy = float32_model(mixed)
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(copy(x)), np.asarray(mixed(x)), atol=2e-2)  # float16 rounding only
+    assert float32_model(copy) is copy  # already float32: itself
+
+
+def test_bytes_decoder_follows_featx_decode(tmp_path):
+    """JPEG at the input size decodes to featx's pixels exactly; resized JPEG/PNG within a level or so."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from featx.data.decode import load_image
+    from featx.export.decode_graph import decode_function
+
+    rng = np.random.default_rng(0)
+
+    def smooth(h, w):
+        low = rng.integers(0, 256, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+        return np.asarray(Image.fromarray(low).resize((w, h), Image.BILINEAR))
+
+    files = {"same.jpg": smooth(24, 24), "wide.jpg": smooth(40, 70), "big.jpg": smooth(200, 130), "b.png": smooth(30, 50)}
+    rgba = np.concatenate([smooth(24, 24), rng.integers(0, 256, (24, 24, 1), dtype=np.uint8)], axis=2)
+    for name, arr in {**files, "alpha.png": rgba}.items():
+        Image.fromarray(arr).save(tmp_path / name, quality=90)
+    for resize in ("aspect", "plain"):
+        decode = tf.function(decode_function(24, resize))
+        for name in [*files, "alpha.png"]:
+            got = decode(tf.constant([(tmp_path / name).read_bytes()])).numpy()[0]
+            want = load_image(tmp_path / name, 24, resize)
+            diff = np.abs(got.astype(int) - want.astype(int))
+            if name in ("same.jpg", "alpha.png"):
+                assert diff.max() == 0, (resize, name)  # no resize: the same libjpeg decode, white compositing
+            else:
+                assert diff.max() <= 2 and diff.mean() < 0.5, (resize, name, diff.max(), diff.mean())
