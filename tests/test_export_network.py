@@ -34,6 +34,25 @@ def test_preprocessing_layers_equal_keras_applications(name, module):
         preprocessing_layers("torch")
 
 
+def test_scale_offset_and_probed_affine_preprocessing():
+    from keras.applications import imagenet_utils
+
+    from featx.export.network import preprocessing_layers
+
+    x = np.random.default_rng(1).integers(0, 256, (2, 4, 6, 3), dtype=np.uint8)
+    f = x.astype(np.float32)
+    # a KerasHub converter (settings record scale and offset per channel)
+    scale, offset = [1 / 255 / 0.229, 1 / 255 / 0.224, 1 / 255 / 0.225], [-2.1, -2.0, -1.8]
+    got = _through(preprocessing_layers("imagenet_mean_std", {"scale": scale, "offset": offset}), x)
+    np.testing.assert_allclose(got, f * np.float32(scale) + np.float32(offset), atol=1e-5)
+    # any other per-pixel affine function (here keras' torch mode) is measured and reproduced
+    torch_mode = lambda a: imagenet_utils.preprocess_input(a, mode="torch")  # noqa: E731
+    got = _through(preprocessing_layers("torch", {}, torch_mode), x)
+    np.testing.assert_allclose(got, torch_mode(f.copy()), atol=1e-5)
+    with pytest.raises(FeatxError, match="not an affine map"):
+        preprocessing_layers("square", {}, lambda a: a * a)
+
+
 def test_one_vs_rest_head_layers_equal_sgd_predict_proba():
     from sklearn.linear_model import SGDClassifier
     from sklearn.pipeline import Pipeline

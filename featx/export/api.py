@@ -193,9 +193,10 @@ def export_model(
             check_overwritable(out)
         if partial.exists():  # a run interrupted earlier (we hold the lock: nobody else's)
             shutil.rmtree(partial)
-        check_writable(partial, folder=True)  # creates it: from here on, removed unless renamed into place
+        check_writable(partial, folder=True)
         t0 = time.perf_counter()
         try:
+            partial.mkdir(parents=True)  # from here on, removed unless renamed into place
             src = open_source(source, batch_size=batch_size)
             if checks:
                 sample, used, skipped = _check_rows(checks, src.image_size, src.resize, MAX_CHECK_IMAGES)

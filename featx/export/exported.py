@@ -122,8 +122,8 @@ def _usable(fmt: str) -> bool:
             import onnxruntime  # noqa: F401
         except ImportError:
             return False
-    if fmt in ("savedmodel", "tflite"):
-        import keras
+    if fmt == "savedmodel":
+        from featx.runtime.backend import is_tensorflow
 
-        return keras.backend.backend() == "tensorflow" or fmt == "tflite"
+        return is_tensorflow()
     return True

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from featx.errors import FeatxError
+from featx.runtime.backend import require_tensorflow
 
 FORMATS = ("savedmodel", "onnx", "tflite", "keras")
 DEFAULT_FORMATS = ("savedmodel", "keras")
@@ -50,15 +51,6 @@ def parse_formats(formats) -> tuple[str, ...]:
     if bad or not names:
         raise FeatxError(f"--format takes a comma-separated list of {', '.join(FORMATS)}. Received: {formats!r}")
     return tuple(f for f in FORMATS if f in names)
-
-
-def require_tensorflow(what: str) -> None:
-    """One line unless Keras runs on TensorFlow (SavedModel and TFLite are TensorFlow formats)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise FeatxError(f"{what} needs the TensorFlow backend; Keras runs on {backend} (set KERAS_BACKEND=tensorflow)")
 
 
 def check_available(formats) -> None:

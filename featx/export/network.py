@@ -12,7 +12,8 @@ Only built-in Keras layers are used (no ``Lambda``, no custom class), so ``model
 with ``safe_mode`` on and without featx, and every converter (SavedModel, ONNX, TFLite) sees plain
 operations. ``caffe`` preprocessing (RGB -> BGR, minus the ImageNet means) is a frozen
 ``Dense(3)`` on the channel axis with a permutation kernel and the negated means as bias: exactly
-``keras.applications``' ``preprocess_input`` (multiplying by 1 and 0 and adding 0 are exact).
+``keras.applications``' ``preprocess_input`` (multiplying by 1 and 0 and adding 0 are exact); a
+KerasHub converter's per-channel ``scale``/``offset`` is the same layer with a diagonal kernel.
 """
 
 from __future__ import annotations
@@ -29,25 +30,65 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 PREPROCESSING = ("caffe", "tf", "none")
 
 
-def preprocessing_layers(name: str) -> list:
-    """Keras layers mapping uint8 RGB 0..255 to the backbone's input (the first one casts to float32)."""
+def _affine_layer(kernel: np.ndarray, bias: np.ndarray, name: str):
+    """A frozen ``Dense(3)`` on the channel axis: ``x @ kernel + bias`` per pixel."""
     import keras
 
+    return keras.layers.Dense(
+        3, trainable=False, name=name,
+        kernel_initializer=keras.initializers.Constant(np.asarray(kernel, np.float32)),
+        bias_initializer=keras.initializers.Constant(np.asarray(bias, np.float32)),
+    )
+
+
+def preprocessing_layers(name: str, settings: dict | None = None, preprocess=None) -> list:
+    """Keras layers mapping uint8 RGB 0..255 to the backbone's input (the first one casts to float32).
+
+    ``name`` is the recorded preprocessing (``caffe``, ``tf``, ``none``); a KerasHub backbone's
+    ``scale``/``offset`` (in ``settings``) become one per-channel affine layer. Any other
+    ``preprocess`` function is measured on probe pixels and used when it is an affine map per pixel
+    (the parity check then vouches for it); otherwise the export is refused.
+    """
+    import keras
+
+    settings = settings or {}
     if name == "tf":  # [-1, 1]
         return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_tf")]
     to_float = keras.layers.Rescaling(1.0, name="to_float32")
     if name == "none":
         return [to_float]
-    if name == "caffe":
-        bgr = keras.layers.Dense(
-            3, trainable=False, name="preprocess_caffe",
-            kernel_initializer=keras.initializers.Constant(np.eye(3, dtype=np.float32)[::-1].copy()),
-            bias_initializer=keras.initializers.Constant(-np.asarray(CAFFE_MEAN_BGR, dtype=np.float32)),
-        )
-        return [to_float, bgr]
-    raise FeatxError(
-        f"featx export knows the preprocessing {', '.join(PREPROCESSING)}; this backbone uses {name!r}"
-    )
+    if name == "caffe":  # RGB -> BGR, minus the ImageNet means
+        perm = np.eye(3, dtype=np.float32)[::-1].copy()
+        return [to_float, _affine_layer(perm, -np.asarray(CAFFE_MEAN_BGR, np.float32), "preprocess_caffe")]
+    if "scale" in settings or "offset" in settings:  # KerasHub's image converter: x * scale + offset
+        scale = np.broadcast_to(np.asarray(1.0 if settings.get("scale") is None else settings["scale"], np.float64), (3,))
+        offset = np.broadcast_to(np.asarray(0.0 if settings.get("offset") is None else settings["offset"], np.float64), (3,))
+        return [to_float, _affine_layer(np.diag(scale), offset, "preprocess_scale_offset")]
+    if preprocess is not None:
+        kernel, bias = _probe_affine(preprocess, name)
+        return [to_float, _affine_layer(kernel, bias, f"preprocess_{name}")]
+    raise FeatxError(f"featx export knows the preprocessing {', '.join(PREPROCESSING)}; this backbone uses {name!r}")
+
+
+def _probe_affine(preprocess, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(kernel, bias)`` with ``preprocess(x) == x @ kernel + bias`` per pixel, or a one-line refusal."""
+    probe = np.zeros((1, 1, 5, 3), np.float32)
+    probe[0, 0, 1:4] = np.eye(3, dtype=np.float32) * 100.0
+    rng = np.random.default_rng(0)
+    check = rng.uniform(0, 255, (1, 4, 4, 3)).astype(np.float32)
+    try:
+        out = np.asarray(preprocess(probe.copy()), dtype=np.float64)
+        got = np.asarray(preprocess(check.copy()), dtype=np.float64)
+    except Exception as e:  # noqa: BLE001 - a plugin's function: any failure is a refusal
+        raise FeatxError(f"cannot export the preprocessing {name!r}: it fails on a probe batch ({type(e).__name__})") from None
+    if out.shape != probe.shape or got.shape != check.shape:
+        raise FeatxError(f"cannot export the preprocessing {name!r}: it changes the image shape")
+    bias = out[0, 0, 0]
+    kernel = (out[0, 0, 1:4] - bias) / 100.0
+    want = check.astype(np.float64) @ kernel + bias
+    if not np.allclose(got, want, rtol=1e-5, atol=1e-4 * max(1.0, np.abs(want).max())):
+        raise FeatxError(f"cannot export the preprocessing {name!r}: it is not an affine map of each pixel's RGB")
+    return kernel, bias
 
 
 def classifier_layers(kernel: np.ndarray, bias: np.ndarray, activation: str) -> list:
@@ -77,7 +118,9 @@ def classifier_network(backbone, kernel: np.ndarray, bias: np.ndarray, activatio
 
     size = int(backbone.image_size)
     inputs = keras.Input((size, size, 3), dtype="uint8", name=INPUT_NAME)
-    features = backbone.model(_apply(preprocessing_layers(backbone.settings.get("preprocessing", "none")), inputs))
+    settings = backbone.settings
+    layers = preprocessing_layers(settings.get("preprocessing", "none"), settings, backbone.preprocess)
+    features = backbone.model(_apply(layers, inputs))
     if len(features.shape) != 2 or int(features.shape[-1]) != kernel.shape[0]:
         raise FeatxError(f"the backbone gives features of shape {tuple(features.shape)}, the classifier expects {kernel.shape[0]}")
     probs = _apply(classifier_layers(kernel, bias, activation), features)
