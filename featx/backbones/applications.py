@@ -19,7 +19,7 @@ def _app(module: str, constructor: str, weights, input_shape):
 
 @register_backbone(
     dim=2048, default_size=224, preprocessing="caffe",
-    description="ResNet50 (ImageNet), global average pool",
+    description="ResNet50 (ImageNet), global average pool", blocks=r"^(conv\d_block\d+)_",
 )
 def resnet50(weights, input_shape):
     return _app("resnet50", "ResNet50", weights, input_shape)
@@ -27,7 +27,7 @@ def resnet50(weights, input_shape):
 
 @register_backbone(
     dim=512, default_size=224, preprocessing="caffe",
-    description="VGG16 (ImageNet), global average pool of block5",
+    description="VGG16 (ImageNet), global average pool of block5", blocks=r"^(block\d)_",
 )
 def vgg16(weights, input_shape):
     return _app("vgg16", "VGG16", weights, input_shape)
@@ -35,7 +35,7 @@ def vgg16(weights, input_shape):
 
 @register_backbone(
     dim=2048, default_size=299, min_size=75, preprocessing="tf",
-    description="InceptionV3 (ImageNet), global average pool",
+    description="InceptionV3 (ImageNet), global average pool", blocks=r"^(mixed\d+)$", block_marks="end",
 )
 def inceptionv3(weights, input_shape):
     return _app("inception_v3", "InceptionV3", weights, input_shape)
@@ -43,7 +43,7 @@ def inceptionv3(weights, input_shape):
 
 @register_backbone(
     dim=1280, default_size=224, preprocessing="tf",
-    description="MobileNetV2 1.0 (ImageNet), fast on CPU",
+    description="MobileNetV2 1.0 (ImageNet), fast on CPU", blocks=r"^(expanded_conv|block_\d+|Conv_1)(_|$)",
 )
 def mobilenetv2(weights, input_shape):
     return _app("mobilenet_v2", "MobileNetV2", weights, input_shape)
@@ -51,7 +51,7 @@ def mobilenetv2(weights, input_shape):
 
 @register_backbone(
     dim=1280, default_size=224, preprocessing="none",
-    description="EfficientNetB0 (ImageNet), rescaling built into the model",
+    description="EfficientNetB0 (ImageNet), rescaling built into the model", blocks=r"^(block\d[a-z]|top)_",
 )
 def efficientnetb0(weights, input_shape):
     return _app("efficientnet", "EfficientNetB0", weights, input_shape)

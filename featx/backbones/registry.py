@@ -34,6 +34,12 @@ class BackboneInfo:
             (``caffe``: BGR minus ImageNet means; ``tf``: scaled to [-1, 1]; ``none``: 0..255
             floats go in, the model rescales them itself).
         min_size: smallest input side the architecture accepts.
+        blocks: a regular expression over the network's layer names whose first group names the
+            block a layer belongs to (``featx finetune --unfreeze N`` trains the top N blocks), or
+            None: blocks are then the layers that hold weights (:mod:`featx.backbones.blocks`).
+        block_marks: ``"start"`` (a matching layer starts or continues its block: ResNet's
+            ``conv4_block2_...``) or ``"end"`` (a matching layer closes its block: Inception's
+            ``mixed7``).
         builder: the registered function (also reachable as ``BACKBONES.create(name, ...)``).
     """
 
@@ -43,6 +49,8 @@ class BackboneInfo:
     description: str
     preprocessing: str
     min_size: int = 32
+    blocks: str | None = None
+    block_marks: str = "start"
     builder: Callable | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
@@ -84,14 +92,18 @@ HUB_PRESETS: tuple[HubPresetInfo, ...] = (
 
 
 def register_backbone(
-    *, dim: int, default_size: int, description: str, preprocessing: str, min_size: int = 32, name: str | None = None
+    *, dim: int, default_size: int, description: str, preprocessing: str, min_size: int = 32, name: str | None = None,
+    blocks: str | None = None, block_marks: str = "start",
 ):
     """Decorator registering ``fn(weights, input_shape) -> (keras.Model, preprocess)`` under its name.
 
     ``weights`` is ``"imagenet"`` or ``None``; the model maps ``(N, S, S, 3)`` preprocessed floats
     to ``(N, dim)`` features; ``preprocess`` maps float32 RGB 0..255 batches to the model's input.
+    ``blocks`` / ``block_marks``: how its layers group into blocks (see :class:`BackboneInfo`).
     Raises :class:`~featx.errors.RegistryError` if the name is taken.
     """
+    if block_marks not in ("start", "end"):
+        raise ValueError(f"block_marks must be 'start' or 'end'. Received: {block_marks!r}")
 
     def wrap(fn: Callable) -> Callable:
         info = BackboneInfo(
@@ -101,6 +113,8 @@ def register_backbone(
             description=description,
             preprocessing=preprocessing,
             min_size=int(min_size),
+            blocks=blocks,
+            block_marks=block_marks,
             builder=fn,
         )
         return BACKBONES.register(info, fn)

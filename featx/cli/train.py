@@ -59,7 +59,10 @@ def _drops(ctx, param, value):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
               help="AdamW's decoupled weight decay [default: Keras' 0.004].")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default="poly",
-              help="poly: polynomial decay to 0 (--power 1 = linear); step: x--drop-factor at --drops; constant.")
+              help="poly: polynomial decay to 0 (--power 1 = linear); step: x--drop-factor at --drops; "
+                   "cosine: cosine decay to 0 after --warmup; constant.")
+@click.option("--warmup", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="With --schedule cosine: fraction of the steps spent warming up linearly from 0.")
 @click.option("--power", type=click.FloatRange(min=0, min_open=True), default=1.0, help="Polynomial decay power.")
 @click.option("--drops", callback=_drops, default=None, help="Epochs where --schedule step drops the rate, e.g. 20,40.")
 @click.option("--drop-factor", "factor", type=click.FloatRange(0, 1, min_open=True), default=0.1,
@@ -91,14 +94,16 @@ def _drops(ctx, param, value):
 @click.option("--from-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Start from this checkpoint (.keras), e.g. with a new --lr (the book's restart workflow).")
 @click.option("--initial-epoch", type=click.IntRange(min=0), default=0, help="Epoch the checkpoint ends (with --from-checkpoint).")
+@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
+              help="Write TensorBoard logs (loss, accuracy, learning rate per epoch) here: tensorboard --logdir DIR.")
 @seed_option
 @overwrite_option
 @progress_option
 @click.pass_context
 def command(ctx, model, train, val, out, input_size, epochs, batch_size, strategy, lr_scaling, cpu_devices, optimizer,
-            lr, momentum, nesterov, weight_decay, schedule, power, drops, factor, l2, label_smoothing, augment, flip,
+            lr, momentum, nesterov, weight_decay, schedule, warmup, power, drops, factor, l2, label_smoothing, augment, flip,
             rotation, zoom, shift, precise_bn_images, keep, checkpoint_every, mean, mixed_precision, xla, resume,
-            from_checkpoint, initial_epoch, seed, overwrite, progress):
+            from_checkpoint, initial_epoch, tensorboard, seed, overwrite, progress):
     """Train a scratch MODEL on TRAIN.h5 (and report on VAL.h5 every epoch) into RUN_DIR.
 
     RUN_DIR gets model.keras (raw 0..255 RGB in: mean subtraction is its first layer),
@@ -115,7 +120,7 @@ def command(ctx, model, train, val, out, input_size, epochs, batch_size, strateg
         raise click.UsageError("--resume and --overwrite exclude each other")
     with parameter_errors(ctx):
         optim = OptimConfig(optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, schedule=schedule,
-                            power=power, drops=drops, factor=factor, weight_decay=weight_decay)
+                            power=power, drops=drops, factor=factor, weight_decay=weight_decay, warmup=warmup)
         aug = Augment.preset_named(augment, flip=flip, rotation=rotation, zoom=zoom, shift=shift)
         cfg = TrainConfig(
             model=model, train=train, val=val, out=out, input_size=input_size, epochs=epochs,
@@ -123,7 +128,7 @@ def command(ctx, model, train, val, out, input_size, epochs, batch_size, strateg
             label_smoothing=label_smoothing, precise_bn_images=precise_bn_images, keep=keep,
             checkpoint_every=checkpoint_every, seed=seed, strategy=strategy, cpu_devices=cpu_devices,
             mixed_precision=mixed_precision, xla=xla, mean=mean, from_checkpoint=from_checkpoint,
-            initial_epoch=initial_epoch,
+            initial_epoch=initial_epoch, tensorboard=tensorboard,
         )
     verbose = 2 if progress is False else (1 if progress else "auto")
     with flag_names(ctx):

@@ -16,7 +16,9 @@ subtracts the build's means -> ``model.fit`` under a ``tf.distribute`` strategy
   ``--resume`` at the right epoch with its weights and optimizer state (step counter included,
   so the learning-rate schedule continues too);
 * :class:`featx.train.callbacks.TrainingMonitor`: ``history.json`` + ``curves.png`` every epoch;
-* :class:`featx.train.callbacks.EpochCheckpoint`: ``checkpoints/epoch_NNN.keras`` every N epochs.
+* :class:`featx.train.callbacks.EpochCheckpoint`: ``checkpoints/epoch_NNN.keras`` every N epochs;
+* ``keras.callbacks.TensorBoard`` (``tensorboard=DIR``): losses, accuracy and learning rate per
+  epoch for ``tensorboard --logdir DIR``.
 
 The book's "stop, then restart from a checkpoint at epoch E with a new learning rate" is
 ``from_checkpoint=CKPT, initial_epoch=E, optim=OptimConfig(lr=NEW, ...)``: weights and momentum
@@ -277,6 +279,11 @@ def _check_output(cfg: TrainConfig, run: RunDir, *, overwrite: bool) -> None:
     empty one), writable."""
     inputs = (cfg.train, cfg.val, cfg.mean, cfg.from_checkpoint)
     check_not_input(run.root, *inputs)
+    if cfg.tensorboard:
+        from featx.train.callbacks.tensorboard import require_tensorboard
+
+        require_tensorboard()
+        check_not_input(cfg.tensorboard, *inputs, contains=True)
     for p in (run.config, run.mean, run.history, run.curves, run.model, run.eval):
         check_not_input(p, *inputs)
     # a restart from a checkpoint keeps checkpoints/ (--overwrite clears it)
@@ -376,6 +383,10 @@ def _callbacks(cfg: TrainConfig, run: RunDir, tr, va, conf: dict, plan: str, res
             str(run.checkpoints / _BEST), monitor="val_accuracy", mode="max", save_best_only=True,
             save_weights_only=True, initial_value_threshold=threshold, verbose=0,
         ))
+    if cfg.tensorboard:
+        from featx.train.callbacks.tensorboard import tensorboard_callback
+
+        callbacks.append(tensorboard_callback(cfg.tensorboard))
     # the backup (the resume point) is written last, after the epoch's history and checkpoints
     callbacks.append(keras.callbacks.BackupAndRestore(str(run.backup), double_checkpoint=True))
     return callbacks

@@ -59,6 +59,7 @@ class TrainConfig:
     from_checkpoint: str | None = None
     initial_epoch: int = 0
     model_kwargs: dict = field(default_factory=dict)
+    tensorboard: str | None = field(default=None, metadata=_FREE)  # a log folder for Keras' TensorBoard callback
 
     def __post_init__(self):
         def need(ok, param, msg):
@@ -100,7 +101,7 @@ class TrainConfig:
         return replace(
             self,
             train=absolute(self.train), val=absolute(self.val), mean=absolute(self.mean),
-            from_checkpoint=absolute(self.from_checkpoint),
+            from_checkpoint=absolute(self.from_checkpoint), tensorboard=absolute(self.tensorboard),
             input_size=int(self.input_size or input_size),
             mixed_precision=bool(accel.mixed_precision),
             xla=bool(accel.xla),

@@ -6,6 +6,9 @@ or E for ``--from-checkpoint ... --initial-epoch E``), with ``ceil(N / batch)`` 
 * ``poly``: ``PolynomialDecay`` from ``lr`` to 0 at the last epoch; ``power=1`` is the book's
   linear decay;
 * ``step``: ``PiecewiseConstantDecay``, ``lr`` multiplied by ``factor`` at each epoch in ``drops``;
+* ``cosine``: ``CosineDecay`` from ``lr`` to 0 at the last epoch, after a linear warmup from 0
+  over the first ``warmup`` fraction of the steps (Keras' ``warmup_target`` / ``warmup_steps``);
+  ``featx finetune``'s schedule;
 * ``constant``: ``lr`` throughout.
 
 A resumed run (``--resume``) restores ``optimizer.iterations`` with the rest of its state, so the
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from featx.errors import ParameterError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("poly", "step", "constant")
+SCHEDULES = ("poly", "step", "cosine", "constant")
 #: AdamW's decoupled weight decay unless told otherwise (Keras' own default)
 ADAMW_WEIGHT_DECAY = 0.004
 
@@ -37,6 +40,7 @@ class OptimConfig:
     drops: tuple[int, ...] = field(default_factory=tuple)
     factor: float = 0.1
     weight_decay: float | None = None  # adamw only; None: ADAMW_WEIGHT_DECAY
+    warmup: float = 0.0  # cosine only: fraction of the steps spent warming up linearly from 0
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -62,6 +66,10 @@ class OptimConfig:
             raise ParameterError("weight_decay", f"weight_decay must be >= 0. Received: {self.weight_decay}")
         if self.weight_decay is not None and self.optimizer != "adamw":
             raise ParameterError("weight_decay", "weight_decay applies to optimizer 'adamw' only (use l2 otherwise)")
+        if not 0 <= self.warmup < 1:
+            raise ParameterError("warmup", f"warmup is a fraction of the steps, in [0, 1). Received: {self.warmup}")
+        if self.warmup and self.schedule != "cosine":
+            raise ParameterError("warmup", "warmup applies to schedule 'cosine' only")
         object.__setattr__(self, "drops", drops)
 
     def scaled(self, factor: float) -> OptimConfig:
@@ -84,6 +92,13 @@ def make_schedule(cfg: OptimConfig, *, steps_per_epoch: int, epochs: int, start_
         total = max(1, (epochs - start_epoch) * steps_per_epoch)
         return keras.optimizers.schedules.PolynomialDecay(
             initial_learning_rate=cfg.lr, decay_steps=total, end_learning_rate=0.0, power=cfg.power
+        )
+    if cfg.schedule == "cosine":
+        total = max(1, (epochs - start_epoch) * steps_per_epoch)
+        warm = int(round(cfg.warmup * total))
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warm else cfg.lr, decay_steps=max(1, total - warm), alpha=0.0,
+            warmup_target=cfg.lr if warm else None, warmup_steps=warm,
         )
     drops = [d for d in cfg.drops if d > start_epoch]
     if not drops:

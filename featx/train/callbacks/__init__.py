@@ -5,13 +5,15 @@
 * :class:`EpochCheckpoint` -- the whole model (with optimizer state) every N epochs, written
   atomically;
 * :class:`PreciseBN` -- BatchNorm statistics recomputed on training batches before every
-  validation (precise BN).
+  validation (precise BN);
+* :func:`tensorboard_callback` -- Keras' own ``TensorBoard`` (``--tensorboard DIR``).
 
 Killed-run resume itself uses Keras' own ``keras.callbacks.BackupAndRestore``.
 """
 
 from featx.train.callbacks.epoch_checkpoint import EpochCheckpoint
 from featx.train.callbacks.precise_bn import PreciseBN
+from featx.train.callbacks.tensorboard import require_tensorboard, tensorboard_callback
 from featx.train.callbacks.training_monitor import TrainingMonitor
 
-__all__ = ["EpochCheckpoint", "PreciseBN", "TrainingMonitor"]
+__all__ = ["EpochCheckpoint", "PreciseBN", "TrainingMonitor", "require_tensorboard", "tensorboard_callback"]
