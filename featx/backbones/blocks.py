@@ -10,7 +10,7 @@ Inception module, closed by its ``mixedN`` concatenation). Layers after the last
 last block.
 
 A backbone without a pattern (``keras:`` models, backbones registered without one) counts layers:
-each layer that holds weights is a block, BatchNorm layers excepted (they stay frozen whatever is
+each layer that holds trainable weights is a block, BatchNorm layers excepted (they stay frozen whatever is
 unfrozen).
 """
 
@@ -43,7 +43,7 @@ def group_layers(layers, pattern: str | None, marks: str = "start") -> list[Bloc
     """``layers`` (in network order) grouped into blocks; see the module docstring."""
     layers = [layer for layer in layers if not _is_input(layer)]
     if pattern is None:
-        return [Block(layer.name, [layer]) for layer in layers if layer.weights and not _is_batchnorm(layer)]
+        return [Block(layer.name, [layer]) for layer in layers if layer.trainable_weights and not _is_batchnorm(layer)]
     rx = re.compile(pattern)
     blocks: list[Block] = []
     if marks == "start":

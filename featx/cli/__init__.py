@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": ("featx.cli.predict", "Classify images with a classifier or an export folder."),
     "export": ("featx.cli.export", "Export a classifier or run as one model (SavedModel, ONNX, TFLite)."),
     "train": ("featx.cli.train", "Train a scratch model (see featx models) from HDF5."),
+    "finetune": ("featx.cli.finetune", "Fine-tune a pretrained backbone: linear probe first (LP-FT), then the backbone."),
     "evaluate": ("featx.cli.evaluate", "Rank-1/rank-5 accuracy, single-crop and ten-crop."),
     "inspect": ("featx.cli.inspect", "Label errors, near-duplicates and train/test leakage in features."),
     "report": ("featx.cli.report", "Compare every method side by side (Markdown, HTML, JSON)."),
@@ -62,7 +63,7 @@ class FeatxGroup(click.Group):
         except FeatxError as e:
             raise click.ClickException(str(e)) from None
         except KeyboardInterrupt:
-            how = "add --resume to the same command" if ctx.invoked_subcommand == "train" else "rerun the same command"
+            how = "add --resume to the same command" if ctx.invoked_subcommand in ("train", "finetune") else "rerun the same command"
             click.echo(f"interrupted: what was written is kept; {how} to resume", err=True)
             ctx.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):

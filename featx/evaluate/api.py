@@ -152,26 +152,42 @@ def evaluate_network(target, data, *, ten_crop=False, batch_size=64, out=None, p
     history = None
     if run_root is not None and (run_root / "history.json").exists():
         history = str(run_root / "history.json")
+    conf = conf or {}
+    finetuned = conf.get("kind") == "finetune"
     record = make_metrics(
-        method=(conf or {}).get("model") or model.name,
-        kind="scratch",
-        model={"name": (conf or {}).get("model") or model.name, "backbone": None,
-               "params": int(model.count_params()), "size_bytes": model_path.stat().st_size,
-               "path": str(model_path), "input_size": size},
+        method=conf.get("method") or conf.get("model") or model.name,
+        kind="finetune" if finetuned else "scratch",
+        model={"name": conf.get("model") or model.name,
+               "backbone": (conf.get("backbone_settings") or {}).get("name") if finetuned else None,
+               "params": int(model.count_params()), "trainable_params": _trainable(model),
+               "size_bytes": model_path.stat().st_size, "path": str(model_path), "input_size": size},
         data={"path": str(data), "rows": rows, "label_names": names},
         single_crop=_timing(single, secs, rows),
         ten_crop=tc,
-        train_seconds=(conf or {}).get("train_seconds"),
+        train_seconds=conf.get("train_seconds"),
         classification_report=single["classification_report"],
         confusion_matrix=single["confusion_matrix"],
         history=history,
-        warnings=list((conf or {}).get("warnings", [])),
+        warnings=list(conf.get("warnings", [])),
         config={"batch_size": batch_size, "ten_crop": bool(ten_crop), "report_from": "single_crop",
                 "run_dir": None if run_root is None else str(run_root)},
     )
+    if finetuned:  # what the fine-tuned network cost: its probe (LP-FT), the head phase, fine-tuning
+        by_phase = conf.get("seconds_by_phase") or {}
+        record["finetune"] = {"probe": conf.get("probe"), "head_epochs": conf.get("head_epochs"),
+                              "epochs": conf.get("epochs"), "unfreeze": conf.get("unfreeze"),
+                              "head_seconds": by_phase.get("head"), "finetune_seconds": by_phase.get("finetune"),
+                              "start": conf.get("start"), "kept_epoch": conf.get("kept_epoch")}
     path = Path(out) if out else default_output(target)
     write_metrics(path, record)
     return EvalResult(record, path, single["classification_report_text"])
+
+
+def _trainable(model) -> int:
+    """Parameters the run trained (Keras' trainable weights; BatchNorm statistics never are)."""
+    import math
+
+    return int(sum(math.prod(w.shape) for w in model.trainable_weights))
 
 
 # ------------------------------------------------------------------------------- classifiers
@@ -228,7 +244,7 @@ def evaluate_classifier(target, data, *, ten_crop=False, batch_size=4096, out=No
         method=manifest.get("method") or f"{mb or 'features'} features + LR",
         kind="transfer",
         model={"name": manifest.get("name") or type(estimator).__name__, "backbone": mb,
-               "params": _params(estimator), "size_bytes": target.stat().st_size, "path": str(target)},
+               "params": _params(estimator), "trainable_params": _params(estimator), "size_bytes": target.stat().st_size, "path": str(target)},
         data={"path": str(data), "rows": rows, "label_names": names},
         single_crop=_timing(single, secs, rows),
         ten_crop=None,

@@ -85,7 +85,7 @@ def _make_report(inputs, out: Path) -> ReportResult:
     plots["Accuracy per method"] = plot_accuracy(rows, tmp / "accuracy.png")
     curves = plot_curves(rows, tmp / "curves.png")
     if curves:
-        plots["Training curves (scratch runs)"] = curves
+        plots["Training curves (fine-tuned and scratch runs)"] = curves
     if best is not None:
         cm = plot_confusion(best, tmp / "confusion.png")
         if cm:

@@ -61,7 +61,7 @@ def _load_history(rec: dict, source: Path) -> dict | None:
 
 
 def plot_curves(rows: list[Row], path: Path) -> Path | None:
-    hist = [(r.method, _load_history(r.record, r.source)) for r in rows if r.record.get("kind") == "scratch"]
+    hist = [(r.method, _load_history(r.record, r.source)) for r in rows if r.record.get("kind") in ("scratch", "finetune")]
     hist = [(m, h) for m, h in hist if h and h.get("loss")]
     if not hist:
         return None

@@ -9,9 +9,9 @@ Schema (``schema: "featx.metrics/1"``)::
     {
       "schema": "featx.metrics/1", "featx_version": "...", "created": "...",
       "method": "ResNet50 features + LR",       # row label in the report
-      "kind": "transfer" | "scratch",
+      "kind": "transfer" | "finetune" | "scratch",   # linear probe / fine-tuned / from scratch
       "model": {"name": ..., "backbone": ..., "params": int | null, "size_bytes": int | null,
-                "path": ...},
+                "path": ..., "trainable_params": int | null},
       "data": {"path": ..., "rows": N, "label_names": [...]},
       "single_crop": {"rank1": float, "rank5": float | null, "seconds": float,
                       "images_per_second": float},
@@ -37,6 +37,8 @@ from featx import __version__
 from featx.utils import atomic_write_json, read_json
 
 SCHEMA = "featx.metrics/1"
+#: the three transfer paths: features + a linear probe, a fine-tuned backbone, a network from scratch
+KINDS = ("transfer", "finetune", "scratch")
 
 
 def rank_k(y_true: Sequence[int], proba: np.ndarray, k: int, n_classes: int | None = None) -> float | None:
@@ -94,8 +96,8 @@ def make_metrics(
     config: dict | None = None,
 ) -> dict:
     """Assemble one metrics record in the schema above."""
-    if kind not in ("transfer", "scratch"):
-        raise ValueError(f"kind must be 'transfer' or 'scratch'. Received: {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}. Received: {kind!r}")
     return {
         "schema": SCHEMA,
         "featx_version": __version__,

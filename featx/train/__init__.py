@@ -11,7 +11,7 @@
 from featx.train.api import TrainResult, apply_l2, train
 from featx.train.config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES, TrainConfig, identity_keys
 from featx.train.optim import OPTIMIZERS, SCHEDULES, OptimConfig, make_optimizer, make_schedule
-from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir
+from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir, save_inference_model
 from featx.train.strategy import STRATEGIES, check_strategy, configure_cpu_devices, resolve_strategy
 
 __all__ = [
@@ -34,5 +34,23 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "resolve_strategy",
+    "save_inference_model",
     "train",
 ]
+
+#: Keras callbacks and history helpers, imported on first use (they import Keras)
+_CALLBACKS = ("EpochCheckpoint", "PreciseBN", "TrainingMonitor", "tensorboard_callback", "require_tensorboard",
+              "load_history", "best_epoch")
+__all__ += list(_CALLBACKS)
+
+
+def __getattr__(name):
+    if name in ("load_history", "best_epoch"):
+        from featx.train.callbacks import training_monitor
+
+        return getattr(training_monitor, name)
+    if name in _CALLBACKS:
+        from featx.train import callbacks
+
+        return getattr(callbacks, name)
+    raise AttributeError(f"module 'featx.train' has no attribute {name!r}")

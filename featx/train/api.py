@@ -33,7 +33,6 @@ be forced either way).
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,6 @@ from featx.outputs import (
     check_overwritable,
     check_writable,
     output_lock,
-    write_error,
 )
 from featx.train.config import TrainConfig
 from featx.train.rundir import CONFIG_SCHEMA, RunDir
@@ -230,31 +228,15 @@ def _build_model(cfg: TrainConfig, conf: dict):
 
 def _export(model, path: Path) -> int:
     """Save the inference model (no optimizer) atomically; returns its size in bytes."""
-    import keras
+    from featx.train.rundir import save_inference_model
 
-    inference = keras.Model(model.inputs, model.outputs, name=model.name)
-    tmp = path.with_name(f".{path.stem}.partial.keras")
-    try:
-        inference.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except OSError as e:  # disk full ...: one line; the previous model.keras (if any) is untouched
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, e) from None
-    return path.stat().st_size
+    return save_inference_model(model, path)
 
 
 def _best_epoch(hist: dict, after: int, upto: int | None = None) -> tuple[int | None, float | None]:
-    """(1-based epoch, value) of the first maximum of ``val_accuracy`` (ModelCheckpoint's ``>``)
-    over the epochs ``after < epoch <= upto`` (this segment's)."""
-    vals = hist.get("val_accuracy") or []
-    epochs = hist.get("epoch") or []
-    best = (None, None)
-    for e, v in zip(epochs, vals, strict=False):
-        if v is None or e <= after or (upto is not None and e > upto):
-            continue
-        if best[1] is None or v > best[1]:
-            best = (e, v)
-    return best
+    from featx.train.callbacks.training_monitor import best_epoch
+
+    return best_epoch(hist, after, upto)
 
 
 # ---------------------------------------------------------------------------------------- train

@@ -88,6 +88,25 @@ class RunDir:
         return cfg
 
 
+def save_inference_model(model, path: str | os.PathLike) -> int:
+    """Save ``model`` without its optimizer (what evaluate, extract and predict load) atomically to
+    ``path``; returns its size in bytes. A failure leaves the previous file (if any) untouched."""
+    import keras
+
+    from featx.outputs import write_error
+
+    path = Path(path)
+    inference = keras.Model(model.inputs, model.outputs, name=model.name)
+    tmp = path.with_name(f".{path.stem}.partial.keras")
+    try:
+        inference.save(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except OSError as e:  # disk full ...: one line
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
+    return path.stat().st_size
+
+
 def is_run_dir(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder holding a featx train ``config.json``."""
     p = Path(path)

@@ -117,3 +117,17 @@ def load_history(path: str | os.PathLike) -> dict:
     """A history JSON written by :class:`TrainingMonitor` (empty dict when missing)."""
     p = Path(path)
     return read_json(p) if p.exists() else {}
+
+
+def best_epoch(history: dict, after: int = 0, upto: int | None = None) -> tuple[int | None, float | None]:
+    """(1-based epoch, value) of the first maximum of ``val_accuracy`` (ModelCheckpoint's ``>``)
+    over the epochs ``after < epoch <= upto``."""
+    vals = history.get("val_accuracy") or []
+    epochs = history.get("epoch") or []
+    best = (None, None)
+    for e, v in zip(epochs, vals, strict=False):
+        if v is None or e <= after or (upto is not None and e > upto):
+            continue
+        if best[1] is None or v > best[1]:
+            best = (e, v)
+    return best
