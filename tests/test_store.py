@@ -302,3 +302,50 @@ def test_inconsistent_files_are_refused_when_opened(tmp_path, kind):
         f[kind] = x.reshape(9, -1)[:, :2] if kind == "images" else x[:, :, None]
     with pytest.raises(FeatxError, match=f"dataset '{kind}' must be"):
         open_store(flat, kind=kind)
+
+
+def _open_files(name: str) -> list:
+    """HDF5 file ids this process still holds open on a file called ``name``."""
+    return [i for i in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE) if Path(i.name.decode()).name == name]
+
+
+def test_writer_opens_hdf5_without_chunk_cache_and_closes_it_on_a_write_error(tmp_path, monkeypatch):
+    """What stops the disk-full segfault (exit 139 inside libhdf5): no chunk cache, so a failed write
+    leaves no dirty chunk, and the file closed at once on the error; the v108 format bound keeps a
+    SIGKILLed partial reopenable. Checked on the file access properties libhdf5 itself reports."""
+    import errno
+
+    def check(f: h5py.File) -> None:
+        fapl = f.id.get_access_plist()
+        assert fapl.get_cache()[2] == 0  # rdcc_nbytes: no raw-data chunk cache
+        assert fapl.get_libver_bounds() == (h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V18)
+
+    kw = dict(kind="features", row_shape=(4,), dtype=np.float32, paths=[f"r{i}" for i in range(6)],
+              labels=[0, 1] * 3, label_names=["a", "b"], config={}, slab_rows=2)
+    w = StoreWriter(tmp_path / "f.h5", **kw)
+    check(w._file)
+    w.add_batch(0, np.ones((2, 4), np.float32))
+    w.close()
+    w = StoreWriter(tmp_path / "f.h5", **kw)  # resumed: the same properties on the reopened partial
+    assert w.next_index == 2
+    check(w._file)
+    real = h5py.Dataset.__setitem__
+
+    def full(self, key, value):
+        raise OSError(errno.ENOSPC, "Can't synchronously write data (file write failed: errno = 28)")
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", full)
+    held = w._file["features"]  # as a traceback frame may hold it: dropping the File would not close
+    with pytest.raises(FeatxError, match=r"f\.h5\.partial: \[Errno 28\] No space left on device"):
+        w.add_batch(2, np.ones((2, 4), np.float32))
+    assert _open_files("f.h5.partial") == [] and not held.id.valid  # closed at the error, not left for later
+    del held
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", real)
+    w.close()  # nothing left to flush or close
+    with StoreWriter(tmp_path / "f.h5", **kw) as w:  # space again: resumes after the durable slab
+        assert w.next_index == 2
+        w.add_batch(2, np.full((4, 4), 2, np.float32))
+        w.finish()
+    assert _open_files("f.h5.partial") == [] and _open_files("f.h5") == []
+    with open_store(tmp_path / "f.h5") as r:
+        np.testing.assert_array_equal(r.data[:, 0], [1, 1, 2, 2, 2, 2])
