@@ -157,7 +157,37 @@ def test_odd_file_names_survive_build_extract_and_predict(tmp_path):
         names = [os.fsencode(unescape_name(row["path"])) for row in csvlib.DictReader(fh)]
     assert sorted(os.path.relpath(n, os.fsencode(src)) for n in names) == rels
 
+    # predict's exit codes: 0 when something was classified (an empty folder beside it is listed),
+    # 1 when nothing could be (the table and CSV are still written)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    r = run("predict", tmp_path / "clf.pkl", src / "dog", tmp_path / "empty")
+    assert r.exit_code == 0 and "6 classified, 1 failed" in r.output, r.output
+    assert "ERROR: no image files in this folder" in r.output
+    r = run("predict", tmp_path / "clf.pkl", tmp_path / "broken", tmp_path / "empty", "--csv", tmp_path / "bad.csv")
+    one_line_error(r, "no input could be classified (2 failed")
+    assert len((tmp_path / "bad.csv").read_text().splitlines()) == 3  # header + the two failures
+
 
 def _escaped(path: Path) -> list[str]:
     with h5py.File(path) as f:
         return [p.decode("utf-8") for p in f["paths"][:]]
+
+
+# ------------------------------------------------------------------------------ fit options
+@pytest.mark.parametrize("grid", ["nan", "1,,2", "inf", "1e400", "0.1,-1", ",", "1,nan"])
+def test_bad_fit_grid_is_a_usage_error(short_labels, grid):
+    r = run("fit", short_labels["tmp"] / "good.h5", "-o", short_labels["tmp"] / "g.pkl", "--grid", grid)
+    one_line_error(r, "Invalid value for '--grid'", code=2)
+    assert not (short_labels["tmp"] / "g.pkl").exists()
+
+
+def test_library_grid_check_refuses_non_finite_values():
+    from featx.errors import ParameterError
+    from featx.fit import fit_classifier
+
+    X, y = separable_features(n_per_class=6, classes=2, dim=3)
+    for grid in ([float("nan")], [float("inf")], [1.0, 0.0], []):
+        with pytest.raises(ParameterError, match="finite, positive C values"):
+            fit_classifier(X, y, label_names=["a", "b"], grid=grid, cv=2, jobs=1)

@@ -35,14 +35,19 @@ def _jobs(jobs) -> str:
 
 
 def _grid(ctx, param, value):
+    import math
+
     if value is None:
         return None
+    cells = value.replace(" ", "").split(",")
+    if cells and not cells[-1]:
+        cells.pop()  # a trailing comma: 0.1,1,
     try:
-        grid = [float(v) for v in value.replace(" ", "").split(",") if v]
+        grid = [float(v) for v in cells]  # an empty cell (1,,2) is an error, never skipped
     except ValueError:
         raise click.BadParameter(f"expected comma-separated numbers such as 0.001,0.01,0.1. Received: {value!r}") from None
-    if not grid or any(c <= 0 for c in grid):
-        raise click.BadParameter(f"C values must be positive. Received: {value!r}")
+    if not grid or any(not math.isfinite(c) or c <= 0 for c in grid):
+        raise click.BadParameter(f"C values must be finite and positive (inf is no regularization). Received: {value!r}")
     return grid
 
 

@@ -22,6 +22,10 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     safe on a model someone sent you; its sha256 is checked against export.json). INPUTS are image
     files and folders (searched recursively). A file that cannot be decoded is reported on its
     line; the others are classified.
+
+    \b
+    Exit codes: 0 when at least one image was classified (the failures are listed),
+    1 when no input could be classified (the table and --csv are still written), 2 for usage errors.
     """
     from pathlib import Path
 
@@ -55,3 +59,5 @@ def command(classifier, inputs, top_k, csv_path, batch_size, max_pixels):
     say(f"{len(rows) - bad} classified, {bad} failed ({what})")
     if csv_path:
         say(f"wrote {write_csv(csv_path, rows, k)}")
+    if bad == len(rows):
+        raise click.ClickException(f"no input could be classified ({bad} failed; see the lines above)")

@@ -274,10 +274,13 @@ def list_image_files(inputs: list[str | os.PathLike]) -> tuple[list[str], list[d
     for item in inputs:
         p = Path(item)
         if p.is_dir():
+            found = len(paths)
             for f in guard.walk_files(p):
                 (paths.append(str(f)) if is_image_name(f.name) else skipped.append(
                     {"path": str(f), "reason": f"not an image file ({f.suffix.lower() or 'no extension'})"}
                 ))
+            if len(paths) == found:  # an empty folder beside other inputs is listed, never silently dropped
+                skipped.append({"path": str(p), "reason": "no image files in this folder"})
         elif p.is_file():
             paths.append(str(p))
         else:

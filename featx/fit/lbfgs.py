@@ -13,7 +13,7 @@ import numpy as np
 
 from featx.errors import FeatxError
 from featx.fit.result import FitResult, full_proba
-from featx.fit.search import DEFAULT_TEST_SIZE, SCALERS
+from featx.fit.search import DEFAULT_TEST_SIZE, SCALERS, check_grid
 from featx.fit.tuning import DEFAULT_BACKEND, DEFAULT_CV, DEFAULT_MAX_ITER, DEFAULT_TOL
 
 
@@ -93,8 +93,8 @@ def fit_classifier(
     n_classes = len(label_names)
     if (y < 0).any() or (y >= n_classes).any():
         raise FeatxError(f"labels must index the {n_classes} label names; got values {y.min()}..{y.max()}")
-    if grid is not None and (not len(grid) or any(float(c) <= 0 for c in grid)):
-        raise FeatxError(f"grid needs positive C values. Received: grid={grid}")
+    if grid is not None:
+        grid = check_grid(grid)
     if cv < 2:
         raise FeatxError(f"cv must be at least 2. Received: cv={cv}")
     scalers = [str(x) for x in ([scalers] if isinstance(scalers, str) else scalers)]

@@ -32,6 +32,20 @@ if TYPE_CHECKING:
 
 #: Searched when no grid is given: decades and half decades of C from 1e-4 to 1e2.
 DEFAULT_GRID = tuple(10 ** (k / 2) for k in range(-8, 5))
+
+
+def check_grid(grid) -> list[float]:
+    """The C values of ``grid`` as floats: at least one, each finite and positive (C = inf is no
+    regularization, NaN no value at all). Raises a :class:`~featx.errors.ParameterError` naming ``grid``."""
+    from featx.errors import ParameterError
+
+    try:
+        values = [float(c) for c in grid]
+    except (TypeError, ValueError):
+        raise ParameterError("grid", f"grid must be numbers. Received: grid={grid!r}") from None
+    if not values or any(not math.isfinite(c) or c <= 0 for c in values):
+        raise ParameterError("grid", f"grid needs finite, positive C values. Received: grid={list(grid)!r}")
+    return values
 #: lbfgs stopping tolerance (measured by scripts/bench_fit.py: 1e-3 matches 1e-4 accuracy in far less time).
 DEFAULT_TOL = 1e-3
 #: lbfgs iteration cap per fit along the path.

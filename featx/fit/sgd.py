@@ -126,11 +126,11 @@ def fit_sgd(
     from featx.errors import FeatxError
     from featx.fit.result import FitResult, full_proba
     from featx.fit.scaling import global_from_standard, make_scaler
-    from featx.fit.search import DEFAULT_GRID
+    from featx.fit.search import DEFAULT_GRID, check_grid
     from featx.results.metrics import score
     from featx.store import open_store
 
-    grid = sorted(float(c) for c in (DEFAULT_GRID if grid is None else grid))
+    grid = sorted(check_grid(DEFAULT_GRID if grid is None else grid))
     if epochs < 1:
         raise FeatxError(f"epochs must be at least 1. Received: epochs={epochs}")
     t0 = time.perf_counter()
