@@ -11,7 +11,8 @@ Two paths share one HDF5 store (:mod:`featx.store`)::
     featx.train_model(featx.TrainConfig(model="minigooglenet", train="data/train.h5",
                                         val="data/val.h5", out="runs/mini"))
     featx.evaluate_model("runs/mini", "data/test.h5", ten_crop=True)       # rank-1 / rank-5
-    featx.make_report(["runs/", "clf.metrics.json"], "report/")             # every method side by side
+    featx.inspect_features(["feats/train.h5", "feats/test.h5"], "health/")  # label issues, duplicates, leakage
+    featx.make_report(["runs/", "clf.metrics.json", "health/"], "report/")  # every method side by side
 
 One package per stage, named after its command (:mod:`featx.extract`, :mod:`featx.fit`,
 :mod:`featx.train`, :mod:`featx.evaluate`, :mod:`featx.report`; :mod:`featx.build`,
@@ -44,6 +45,7 @@ _LAZY = {
     "Augment": ("featx.preprocess.augment", "Augment"),
     "evaluate_model": ("featx.evaluate", "evaluate"),
     "make_report": ("featx.report", "make_report"),
+    "inspect_features": ("featx.inspect", "inspect_features"),
     "run_demo": ("featx.demo", "run_demo"),
     "DemoConfig": ("featx.demo", "DemoConfig"),
     "open_store": ("featx.store", "open_store"),

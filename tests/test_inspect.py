@@ -183,6 +183,24 @@ def test_classifier_accuracy_without_leaked_rows(tmp_path):
     assert res.record["label_model"]["C"] == 1.0 and res.record["label_model"]["source"] == "classifier"
 
 
+def test_thumbnails_come_from_the_images_store(tmp_path):
+    from featx.store import StoreWriter
+
+    train, test, _, _ = _splits(tmp_path)
+    rng = np.random.default_rng(0)
+    with StoreWriter(tmp_path / "imgs.h5", kind="images", row_shape=(20, 20, 3), dtype=np.uint8,
+                     paths=[f"img_{i:05d}.jpg" for i in range(310)], labels=np.zeros(310, np.int64),
+                     label_names=["x"], config={}) as w:
+        w.add_batch(0, rng.integers(0, 255, (310, 20, 20, 3), dtype=np.uint8))
+        w.finish()
+    res = inspect_features([train, test], tmp_path / "h", images=[tmp_path / "imgs.h5"], top=3, engine="numpy",
+                           progress=False)
+    page = res.files["html"].read_text()
+    # 3 label issues, 3 cross-split and 3 within-split pairs (both sides; the test file's paths name
+    # rows of the same store here)
+    assert page.count("<img class='thumb'") == 3 + 3 * 2 + 3 * 2 and "no image" not in page
+
+
 def test_an_interrupted_run_keeps_its_finished_steps(tmp_path, monkeypatch):
     import featx.inspect.api as api
 
@@ -255,12 +273,16 @@ def test_fit_inspect_and_the_report_data_health_section(tmp_path):
     acc = rec["splits"][1]["accuracy"]
     assert acc["rows_without_leaked"] == 90
 
-    rep = make_report([tmp_path / "clf.metrics.json", tmp_path / "health"], tmp_path / "rep")
+    r = CliRunner().invoke(cli, ["report", str(tmp_path / "clf.metrics.json"), str(tmp_path / "health"),
+                                 "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    assert "data health: synthetic features + LR on test: 10 of 100 rows have a near-duplicate in training" in r.output
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     health = json.loads((tmp_path / "rep" / "report.json").read_text())["health"]
     test_row = next(s for s in health["splits"] if s["split"] == "test")
     assert test_row["leaked_rows"] == 10 and test_row["leaked_share"] == pytest.approx(0.1)
     (a,) = health["accuracy"]
-    assert a["method"] == rep.table[0]["method"] and a["how"] == "featx inspect"
+    assert a["method"] == rep["table"][0]["method"] and a["how"] == "featx inspect"
     assert a["reported_rank1"] == pytest.approx(acc["rank1"]) and a["rank1_without_leaked"] == acc["rank1_without_leaked"]
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## Data health" in md and "| test | 100 | no |" in md and "10 (10.00%)" in md

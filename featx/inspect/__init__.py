@@ -4,6 +4,7 @@
 * :mod:`~featx.inspect.labels`: out-of-fold probabilities of ``featx fit``'s model, then cleanlab;
 * :mod:`~featx.inspect.duplicates`: exact cosine search in blocks (faiss, or NumPy without it);
 * :mod:`~featx.inspect.thumbs` and :mod:`~featx.inspect.page`: the self-contained ``inspect.html``;
+* :mod:`~featx.inspect.records`: the CSV rows and the per-split entries of ``inspect.json``;
 * :mod:`~featx.inspect.api`: :func:`inspect_features`, which ties them together and writes the files.
 
 Importing this package imports neither scikit-learn, cleanlab, faiss nor TensorFlow.

@@ -17,7 +17,6 @@ Each finished step (the out-of-fold probabilities, each pair of splits searched)
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -39,14 +38,21 @@ from featx.inspect.duplicates import (
     resolve_engine,
     search_pairs,
 )
-from featx.inspect.labels import LabelIssues, label_issues
+from featx.inspect.labels import label_issues
+from featx.inspect.records import (
+    DUP_COLUMNS,
+    LABEL_COLUMNS,
+    dup_rows,
+    label_rows,
+    nearest_histogram,
+    split_records,
+    to_csv,
+)
 from featx.inspect.splits import Split, load_splits
-from featx.results.health import INSPECT_JSON, SCHEMA, accuracy_without
+from featx.results.health import INSPECT_JSON, SCHEMA
 
 #: Files an inspect run writes into its folder.
 INSPECT_FILES = ("label_issues.csv", "duplicates.csv", INSPECT_JSON, "inspect.html")
-LABEL_COLUMNS = ("rank", "split", "path", "given_label", "suggested_label", "label_quality")
-DUP_COLUMNS = ("split_a", "path_a", "label_a", "split_b", "path_b", "label_b", "similarity", "kind", "labels_differ")
 #: Items of each kind shown with thumbnails on the page.
 DEFAULT_TOP = 24
 PARTIAL = ".inspect.partial"
@@ -260,21 +266,21 @@ def _inspect(paths, out: Path, *, classifier, images, train, threshold, engine, 
     bar.close()
     timing["duplicates"] = time.perf_counter() - t0
 
-    label_rows = _label_rows(issues, trains, names)
-    dup_rows = _dup_rows(results, splits, names)
-    split_records = _split_records(splits, results, issues, trains, estimator, clf_path)
-    nearest = _nearest(splits, results)
+    labels = label_rows(issues, trains, names)
+    dups = dup_rows(results, splits, names)
+    per_split = split_records(splits, results, issues, trains, estimator, clf_path)
+    nearest = nearest_histogram(splits, results)
     counts = {
-        "label_issues": len(label_rows),
-        "within-split": sum(r["kind"] == "within-split" for r in dup_rows),
-        "cross-split": sum(r["kind"] == "cross-split" for r in dup_rows),
-        "labels_differ": sum(r["labels_differ"] for r in dup_rows),
+        "label_issues": len(labels),
+        "within-split": sum(r["kind"] == "within-split" for r in dups),
+        "cross-split": sum(r["kind"] == "cross-split" for r in dups),
+        "labels_differ": sum(r["labels_differ"] for r in dups),
     }
     record = {
         "schema": SCHEMA,
         "featx_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "splits": split_records,
+        "splits": per_split,
         "training_rows": int(len(ytr)),
         "counts": counts,
         "thresholds": {"dup_threshold": threshold},
@@ -288,9 +294,9 @@ def _inspect(paths, out: Path, *, classifier, images, train, threshold, engine, 
                    "images": [str(Path(p).resolve()) for p in images], "train": [s.name for s in trains],
                    "dup_threshold": threshold, "engine": engine, "cv": cv, "seed": seed, "top": top},
     }
-    files = _write(out, record, label_rows, dup_rows, splits, images, top, timing, t_start)
+    files = _write(out, record, labels, dups, splits, images, top, timing, t_start)
     steps.done()
-    return InspectResult(out, files, record, label_rows, dup_rows)
+    return InspectResult(out, files, record, labels, dups)
 
 
 def _search_plan(splits: list[Split]) -> list[tuple[Split, Split]]:
@@ -319,119 +325,16 @@ def _bar(total: int, progress: bool | None):
                 disable=(not progress) if progress is not None else None, leave=False)
 
 
-def _label_rows(issues: LabelIssues, trains: list[Split], names: list[str]) -> list[dict]:
-    owner = [(s, k) for s in trains for k in range(len(s))]
-    rows = []
-    for rank, i in enumerate(issues.indices, start=1):
-        s, k = owner[int(i)]
-        rows.append({
-            "rank": rank, "split": s.name, "path": s.paths[k], "given_label": names[int(s.y[k])],
-            "suggested_label": names[int(issues.suggested[i])], "label_quality": round(float(issues.quality[i]), 6),
-            "row": k,
-        })
-    return rows
-
-
-def _dup_rows(results, splits: list[Split], names: list[str]) -> list[dict]:
-    by = {s.name: s for s in splits}
-    rows = []
-    for (a, b), p in results.items():
-        sa, sb = by[a], by[b]
-        for i, j, sim in zip(p.i.tolist(), p.j.tolist(), p.similarity.tolist()):
-            la, lb = names[int(sa.y[i])], names[int(sb.y[j])]
-            rows.append({
-                "split_a": a, "path_a": sa.paths[i], "label_a": la, "split_b": b, "path_b": sb.paths[j], "label_b": lb,
-                "similarity": round(sim, 6), "kind": "within-split" if a == b else "cross-split",
-                "labels_differ": la != lb, "row_a": i, "row_b": j,
-            })
-    rows.sort(key=lambda r: (-r["similarity"], r["kind"], r["split_a"], r["row_a"], r["split_b"], r["row_b"]))
-    return rows
-
-
-def _split_records(splits, results, issues, trains, estimator, clf_path) -> list[dict]:
-    train_names = {s.name for s in trains}
-    flagged = np.zeros(sum(len(s) for s in trains), dtype=bool)
-    flagged[issues.indices] = True
-    offsets, at = {}, 0
-    for s in trains:
-        offsets[s.name], at = at, at + len(s)
-    recs = []
-    for s in splits:
-        within = results[(s.name, s.name)]
-        cross = sum(len(p) for (a, b), p in results.items() if a != b and s.name in (a, b))
-        rec = {"name": s.name, "path": str(s.path.resolve()), "rows": len(s), "train": s.train,
-               "label_issues": int(flagged[offsets[s.name] : offsets[s.name] + len(s)].sum()) if s.train else None,
-               "within_split_pairs": len(within), "cross_split_pairs": int(cross),
-               "rows_with_duplicate_in_train": None, "leaked_rows": None, "accuracy": None}
-        if not s.train:
-            leaked: set[int] = set()
-            for (a, b), p in results.items():
-                if a in train_names and b == s.name:
-                    leaked.update(p.j.tolist())
-                elif b in train_names and a == s.name:
-                    leaked.update(p.i.tolist())
-            rec["rows_with_duplicate_in_train"] = len(leaked)
-            rec["leaked_rows"] = sorted(leaked)
-            if estimator is not None:
-                pred = np.asarray(estimator.predict(s.X))
-                rec["accuracy"] = {"classifier": clf_path, **accuracy_without(s.y, pred, leaked)}
-        recs.append(rec)
-    return recs
-
-
-#: Bins of the nearest-neighbour similarity histogram.
-HIST_BINS = 50
-
-
-def _nearest(splits, results) -> dict:
-    """Each split's nearest-neighbour similarity to the training rows (itself excluded), as a histogram."""
-    trains = [s for s in splits if s.train]
-    edges = np.linspace(-1.0, 1.0, 2 * HIST_BINS + 1)
-    lo = 0.0
-    values = {}
-    for s in splits:
-        best = np.full(len(s), -np.inf)
-        for t in trains:
-            if (s.name, t.name) in results:
-                best = np.maximum(best, results[(s.name, t.name)].nearest)
-            elif (t.name, s.name) in results:  # searched the other way round: nearest of t's rows only
-                best = np.maximum(best, _column_best(results[(t.name, s.name)], len(s)))
-        values[s.name] = best[np.isfinite(best)]
-        if len(values[s.name]):
-            lo = min(lo, float(np.floor(values[s.name].min() * 10) / 10))
-    edges = np.linspace(lo, 1.0, HIST_BINS + 1)
-    counts = {name: np.histogram(np.clip(v, lo, 1.0), bins=edges)[0].tolist() for name, v in values.items()}
-    quant = {name: {q: round(float(np.quantile(v, q / 100)), 4) for q in (50, 90, 99)} if len(v) else {}
-             for name, v in values.items()}
-    return {"bins": [round(float(e), 4) for e in edges], "counts": counts, "quantiles": quant,
-            "of": "similarity of each row's nearest training row (itself excluded)"}
-
-
-def _column_best(p: Pairs, n: int) -> np.ndarray:
-    """Best similarity per searched row, from the pairs only (rows with no pair: -inf)."""
-    best = np.full(n, -np.inf)
-    np.maximum.at(best, p.j, p.similarity)
-    return best
-
-
-def _csv(rows: list[dict], columns) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
-def _write(out: Path, record, label_rows, dup_rows, splits, images, top, timing, t_start) -> dict[str, Path]:
+def _write(out: Path, record, labels, dups, splits, images, top, timing, t_start) -> dict[str, Path]:
     from featx.inspect.page import render_inspect
     from featx.utils import atomic_write_json, atomic_write_text
 
     files = {
-        "label_issues": atomic_write_text(out / "label_issues.csv", _csv(label_rows, LABEL_COLUMNS)),
-        "duplicates": atomic_write_text(out / "duplicates.csv", _csv(dup_rows, DUP_COLUMNS)),
+        "label_issues": atomic_write_text(out / "label_issues.csv", to_csv(labels, LABEL_COLUMNS)),
+        "duplicates": atomic_write_text(out / "duplicates.csv", to_csv(dups, DUP_COLUMNS)),
     }
     t0 = time.perf_counter()
-    page = render_inspect(record, label_rows, dup_rows, splits, images=images, top=top)
+    page = render_inspect(record, labels, dups, splits, images=images, top=top)
     files["html"] = atomic_write_text(out / "inspect.html", page)
     timing["html"] = time.perf_counter() - t0
     timing["total"] = time.perf_counter() - t_start

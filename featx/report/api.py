@@ -37,6 +37,7 @@ class ReportResult:
     table: list[dict]
     best: str | None
     warnings: list[str]
+    health: dict | None = None
 
 
 def make_report(inputs: list[str | os.PathLike], out_dir: str | os.PathLike) -> ReportResult:
@@ -117,4 +118,4 @@ def _make_report(inputs, out: Path) -> ReportResult:
             "metrics_schema": SCHEMA,
         },
     )
-    return ReportResult(out, md, page, js, table, best_name, warnings)
+    return ReportResult(out, md, page, js, table, best_name, warnings, health)
