@@ -8,6 +8,7 @@ Two paths share one HDF5 store (:mod:`featx.store`)::
     featx.extract_features("data/train.h5", "feats/train.h5")              # backbone -> N x D features
     featx.fit_features("feats/train.h5", "clf.pkl")                        # tuned logistic regression
     featx.predict_images("clf.pkl", ["photo.jpg"])                         # labels + probabilities
+    featx.export_model("clf.pkl", "served/", formats="savedmodel,onnx")     # pixels -> probabilities, checked
     featx.train_model(featx.TrainConfig(model="minigooglenet", train="data/train.h5",
                                         val="data/val.h5", out="runs/mini"))
     featx.evaluate_model("runs/mini", "data/test.h5", ten_crop=True)       # rank-1 / rank-5
@@ -39,6 +40,7 @@ _LAZY = {
     "fit_classifier": ("featx.fit", "fit_classifier"),
     "load_classifier": ("featx.fit", "load_classifier"),
     "predict_images": ("featx.predict", "predict_images"),
+    "export_model": ("featx.export", "export_model"),
     "train_model": ("featx.train", "train"),
     "TrainConfig": ("featx.train", "TrainConfig"),
     "OptimConfig": ("featx.train", "OptimConfig"),

@@ -112,8 +112,9 @@ def write_onnx(model, path: Path, *, size: int) -> dict:
 
     from featx.export.network import INPUT_NAME, OUTPUT_NAME
 
-    with contextlib.suppress(ImportError, AttributeError):  # Keras' numpy-2 fixes for tf2onnx
-        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    with contextlib.suppress(ImportError, AttributeError), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its np.object probe warns on numpy 2
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx  # Keras' numpy-2 fixes for tf2onnx
 
         patch_tf2onnx()
     fn = tf.function(lambda images: model(images, training=False))
