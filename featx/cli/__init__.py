@@ -2,7 +2,8 @@
 
 Lazy loading keeps start-up fast (``featx fit --help`` does not import TensorFlow). Every
 subcommand runs inside :meth:`FeatxGroup.invoke`, which turns library errors into one line on
-stderr and exit code 1: no tracebacks (set ``FEATX_DEBUG=1`` to see them).
+stderr and exit code 1: no tracebacks (set ``FEATX_DEBUG=1`` to see them). Ctrl-C and SIGTERM
+(:mod:`featx.runtime.signals`) end every command with one line and exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -62,10 +63,13 @@ class FeatxGroup(click.Group):
             return super().invoke(ctx)
         except FeatxError as e:
             raise click.ClickException(str(e)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (featx.runtime.signals): one line, 130 / 143
+            from featx.runtime.signals import exit_code
+
             how = "add --resume to the same command" if ctx.invoked_subcommand in ("train", "finetune") else "rerun the same command"
-            click.echo(f"interrupted: what was written is kept; {how} to resume", err=True)
-            ctx.exit(130)
+            what = f"terminated ({e.signal_name})" if hasattr(e, "signal_name") else "interrupted"
+            click.echo(f"{what}: what was written is kept; {how} to resume", err=True)
+            ctx.exit(exit_code(e))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except OSError as e:
@@ -103,9 +107,10 @@ def cli(verbose):
 
 def main(argv=None):
     """Console-script entry point."""
-    from featx.runtime import tf_logging
+    from featx.runtime import signals, tf_logging
 
     tf_logging.quiet()  # TensorFlow's C++ start-up lines off stderr (featx --verbose shows them)
+    signals.install()  # SIGTERM unwinds like Ctrl-C: one line, exit 143, partial state kept
     return cli.main(args=argv, prog_name="featx")
 
 

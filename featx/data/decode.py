@@ -188,3 +188,12 @@ def decode_task(args: tuple) -> tuple[int, np.ndarray | None, str | None]:
 def init_worker() -> None:
     """Pool initializer: one OpenCV thread per process (the pool is the parallelism)."""
     cv2.setNumThreads(1)
+
+
+def init_pool_worker() -> None:
+    """Initializer of a decode pool's worker processes: :func:`init_worker`, and quiet on signals
+    (:func:`featx.runtime.signals.quiet_worker`: the parent handles Ctrl-C and SIGTERM)."""
+    from featx.runtime.signals import quiet_worker
+
+    quiet_worker()
+    init_worker()

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from featx.data.decode import decode_task, init_worker
+from featx.data.decode import decode_task, init_pool_worker, init_worker
 
 
 def default_workers() -> int:
@@ -50,5 +50,5 @@ def decode_images(
         return
     ctx = mp.get_context(_start_method())
     chunk = max(1, min(16, (len(paths) - start) // (workers * 8) or 1))
-    with ctx.Pool(workers, initializer=init_worker) as pool:
+    with ctx.Pool(workers, initializer=init_pool_worker) as pool:
         yield from pool.imap(decode_task, tasks, chunksize=chunk)
