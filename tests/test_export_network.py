@@ -11,27 +11,36 @@ from featx.errors import FeatxError
 def _through(layers, x):
     import keras
 
-    inputs = keras.Input(x.shape[1:], dtype="uint8")
+    inputs = keras.Input(x.shape[1:], dtype=str(x.dtype))
     y = inputs
     for layer in layers:
         y = layer(y)
     return np.asarray(keras.Model(inputs, y)(x))
 
 
-@pytest.mark.parametrize("name, module", [("caffe", "resnet50"), ("tf", "mobilenet_v2")])
-def test_preprocessing_layers_equal_keras_applications(name, module):
+@pytest.mark.parametrize("name, module", [("caffe", "resnet50"), ("tf", "mobilenet_v2"), ("none", None)])
+def test_network_front_end_equals_keras_applications(name, module):
+    """uint8 in -> the backbone's preprocessing -> model: here a mean-pool 'backbone' and an identity head."""
     import importlib
 
-    from featx.export.network import preprocessing_layers
+    import keras
 
-    x = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
-    want = importlib.import_module(f"keras.applications.{module}").preprocess_input(x.astype(np.float32))
-    got = _through(preprocessing_layers(name), x)
-    assert got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 if name == "tf" else 0)
-    np.testing.assert_array_equal(_through(preprocessing_layers("none"), x), x.astype(np.float32))
-    with pytest.raises(FeatxError, match="knows the preprocessing caffe, tf, none"):
-        preprocessing_layers("torch")
+    from featx.backbones import Backbone
+    from featx.export.network import classifier_network
+
+    pool = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.GlobalAveragePooling2D()])
+    bb = Backbone(pool, None, 3, 6, {"name": "pool", "preprocessing": name})
+    net = classifier_network(bb, np.eye(3, dtype=np.float32) / 50, np.zeros(3, np.float32), "softmax")
+    x = np.random.default_rng(0).integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
+    pre = x.astype(np.float32)
+    if module:
+        pre = importlib.import_module(f"keras.applications.{module}").preprocess_input(pre)
+    z = pre.mean(axis=(1, 2)) / 50
+    want = np.exp(z - z.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    got = np.asarray(net(x))
+    assert net.input.dtype == "uint8" and got.shape == (4, 3)
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_scale_offset_and_probed_affine_preprocessing():
@@ -43,14 +52,16 @@ def test_scale_offset_and_probed_affine_preprocessing():
     f = x.astype(np.float32)
     # a KerasHub converter (settings record scale and offset per channel)
     scale, offset = [1 / 255 / 0.229, 1 / 255 / 0.224, 1 / 255 / 0.225], [-2.1, -2.0, -1.8]
-    got = _through(preprocessing_layers("imagenet_mean_std", {"scale": scale, "offset": offset}), x)
+    got = _through(preprocessing_layers("imagenet_mean_std", {"scale": scale, "offset": offset}), f)
     np.testing.assert_allclose(got, f * np.float32(scale) + np.float32(offset), atol=1e-5)
     # any other per-pixel affine function (here keras' torch mode) is measured and reproduced
     torch_mode = lambda a: imagenet_utils.preprocess_input(a, mode="torch")  # noqa: E731
-    got = _through(preprocessing_layers("torch", {}, torch_mode), x)
+    got = _through(preprocessing_layers("torch", {}, torch_mode), f)
     np.testing.assert_allclose(got, torch_mode(f.copy()), atol=1e-5)
     with pytest.raises(FeatxError, match="not an affine map"):
         preprocessing_layers("square", {}, lambda a: a * a)
+    with pytest.raises(FeatxError, match="cannot express the preprocessing 'odd'"):
+        preprocessing_layers("odd")
 
 
 def test_one_vs_rest_head_layers_equal_sgd_predict_proba():

@@ -2,18 +2,21 @@
 
 ::
 
-    images uint8 (N, S, S, 3)
-      -> preprocessing layers (the backbone's: ``caffe``, ``tf`` or ``none``)
-      -> backbone (the same Keras model and weights ``featx predict`` runs)
+    images uint8 (N, S, S, 3) -> float32
+      -> the backbone as one network from pixels (:func:`featx.backbones.layers.pixel_network`:
+         its preprocessing ``caffe``/``tf``/``torch``/``none`` as Keras layers, then the same Keras
+         model and weights ``featx predict`` runs)
       -> classifier: Dense(C) holding the scaler and the logistic regression (:func:`featx.fit.dense_head`)
       -> probabilities: Softmax (or log_sigmoid + Softmax for a one-vs-rest classifier)
 
+Preprocessing that :mod:`featx.backbones.layers` does not name is still exported when it is an
+affine map of each pixel's RGB: a KerasHub converter's per-channel ``scale``/``offset`` (recorded
+in the settings), or any other function measured on probe pixels (:func:`preprocessing_layers`),
+as one frozen ``Dense(3)`` on the channel axis; the parity check vouches for the result.
+
 Only built-in Keras layers are used (no ``Lambda``, no custom class), so ``model.keras`` loads
 with ``safe_mode`` on and without featx, and every converter (SavedModel, ONNX, TFLite) sees plain
-operations. ``caffe`` preprocessing (RGB -> BGR, minus the ImageNet means) is a frozen
-``Dense(3)`` on the channel axis with a permutation kernel and the negated means as bias: exactly
-``keras.applications``' ``preprocess_input`` (multiplying by 1 and 0 and adding 0 are exact); a
-KerasHub converter's per-channel ``scale``/``offset`` is the same layer with a diagonal kernel.
+operations.
 """
 
 from __future__ import annotations
@@ -25,9 +28,6 @@ from featx.errors import FeatxError
 #: Name of the model's input and output (also the SavedModel signature keys and ONNX names).
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
-#: ``keras.applications`` caffe means, BGR order.
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-PREPROCESSING = ("caffe", "tf", "none")
 
 
 def _affine_layer(kernel: np.ndarray, bias: np.ndarray, name: str):
@@ -42,32 +42,21 @@ def _affine_layer(kernel: np.ndarray, bias: np.ndarray, name: str):
 
 
 def preprocessing_layers(name: str, settings: dict | None = None, preprocess=None) -> list:
-    """Keras layers mapping uint8 RGB 0..255 to the backbone's input (the first one casts to float32).
+    """Keras layers for a preprocessing :mod:`featx.backbones.layers` does not name (float32 in).
 
-    ``name`` is the recorded preprocessing (``caffe``, ``tf``, ``none``); a KerasHub backbone's
-    ``scale``/``offset`` (in ``settings``) become one per-channel affine layer. Any other
-    ``preprocess`` function is measured on probe pixels and used when it is an affine map per pixel
-    (the parity check then vouches for it); otherwise the export is refused.
+    A KerasHub backbone's ``scale``/``offset`` (in ``settings``) become one per-channel affine
+    layer; any other ``preprocess`` function is measured on probe pixels and used when it is an
+    affine map per pixel; otherwise the export is refused in one line.
     """
-    import keras
-
     settings = settings or {}
-    if name == "tf":  # [-1, 1]
-        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_tf")]
-    to_float = keras.layers.Rescaling(1.0, name="to_float32")
-    if name == "none":
-        return [to_float]
-    if name == "caffe":  # RGB -> BGR, minus the ImageNet means
-        perm = np.eye(3, dtype=np.float32)[::-1].copy()
-        return [to_float, _affine_layer(perm, -np.asarray(CAFFE_MEAN_BGR, np.float32), "preprocess_caffe")]
     if "scale" in settings or "offset" in settings:  # KerasHub's image converter: x * scale + offset
         scale = np.broadcast_to(np.asarray(1.0 if settings.get("scale") is None else settings["scale"], np.float64), (3,))
         offset = np.broadcast_to(np.asarray(0.0 if settings.get("offset") is None else settings["offset"], np.float64), (3,))
-        return [to_float, _affine_layer(np.diag(scale), offset, "preprocess_scale_offset")]
+        return [_affine_layer(np.diag(scale), offset, "preprocess_scale_offset")]
     if preprocess is not None:
         kernel, bias = _probe_affine(preprocess, name)
-        return [to_float, _affine_layer(kernel, bias, f"preprocess_{name}")]
-    raise FeatxError(f"featx export knows the preprocessing {', '.join(PREPROCESSING)}; this backbone uses {name!r}")
+        return [_affine_layer(kernel, bias, f"preprocess_{name}")]
+    raise FeatxError(f"featx export cannot express the preprocessing {name!r} as Keras layers")
 
 
 def _probe_affine(preprocess, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,11 +105,18 @@ def classifier_network(backbone, kernel: np.ndarray, bias: np.ndarray, activatio
     """The pixels -> probabilities model of a backbone (:class:`featx.backbones.Backbone`) and a folded head."""
     import keras
 
+    from featx.backbones.layers import PREPROCESSING, pixel_network
+
     size = int(backbone.image_size)
     inputs = keras.Input((size, size, 3), dtype="uint8", name=INPUT_NAME)
+    x = keras.layers.Rescaling(1.0, name="to_float32")(inputs)
     settings = backbone.settings
-    layers = preprocessing_layers(settings.get("preprocessing", "none"), settings, backbone.preprocess)
-    features = backbone.model(_apply(layers, inputs))
+    kind = settings.get("preprocessing", "none")
+    if kind in PREPROCESSING and "scale" not in settings and "offset" not in settings:
+        features = pixel_network(backbone, name="backbone")(x)
+    else:
+        layers = preprocessing_layers(kind, settings, backbone.preprocess)
+        features = backbone.model(_apply(layers, x), training=False)
     if len(features.shape) != 2 or int(features.shape[-1]) != kernel.shape[0]:
         raise FeatxError(f"the backbone gives features of shape {tuple(features.shape)}, the classifier expects {kernel.shape[0]}")
     probs = _apply(classifier_layers(kernel, bias, activation), features)
@@ -135,6 +131,6 @@ def run_network(model):
     if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise FeatxError(f"the model takes inputs of shape {shape}; featx export needs square RGB images (None, S, S, 3)")
     inputs = keras.Input(shape[1:], dtype="uint8", name=INPUT_NAME)
-    probs = model(_apply(preprocessing_layers("none"), inputs))
+    probs = model(keras.layers.Rescaling(1.0, name="to_float32")(inputs))
     probs = keras.layers.Identity(name=OUTPUT_NAME)(probs)
     return keras.Model(inputs, probs, name="featx_export")
