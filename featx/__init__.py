@@ -14,6 +14,7 @@ Two paths share one HDF5 store (:mod:`featx.store`)::
     featx.evaluate_model("runs/mini", "data/test.h5", ten_crop=True)       # rank-1 / rank-5
     featx.inspect_features(["feats/train.h5", "feats/test.h5"], "health/")  # label issues, duplicates, leakage
     featx.make_report(["runs/", "clf.metrics.json", "health/"], "report/")  # every method side by side
+    featx.convert_features("feats/train.h5", "train.parquet")              # Parquet / .npy and back
 
 One package per stage, named after its command (:mod:`featx.extract`, :mod:`featx.fit`,
 :mod:`featx.train`, :mod:`featx.evaluate`, :mod:`featx.report`; :mod:`featx.build`,
@@ -53,6 +54,7 @@ _LAZY = {
     "open_store": ("featx.store", "open_store"),
     "build_backbone": ("featx.backbones", "build_backbone"),
     "list_backbones": ("featx.backbones", "list_backbones"),
+    "convert_features": ("featx.convert", "convert"),
 }
 
 __all__ = ["FeatxError", "__version__", *_LAZY]
