@@ -213,28 +213,32 @@ def test_overwrite_rules(work, exported, tmp_path):
 
 
 def test_a_train_run_exports_and_predicts(tmp_path):
-    """A run folder as featx train leaves it (config.json + model.keras with mean subtraction inside)."""
+    """A real featx train run (1 epoch of a tiny CNN; its model.keras subtracts the means in a
+    Normalization layer, whose captured constants Keras' own ONNX export turns into graph inputs)."""
     import keras
 
     from featx.export import export_model, load_exported
-    from featx.preprocess.mean import with_mean_subtraction
-    from featx.train import CONFIG_SCHEMA, RunDir
+    from tests._scratch_helpers import TINY, make_stores, register_tiny
 
-    run = RunDir.of(tmp_path / "run")
-    run.root.mkdir()
-    base = keras.saving.load_model(tiny_model(tmp_path / "base.keras"), compile=False)
-    with_mean_subtraction(base, [120.0, 110.0, 100.0]).save(run.model)
-    run.config.write_text(json.dumps({"schema": CONFIG_SCHEMA, "model": "tiny", "label_names": NAMES,
-                                      "mean_rgb": [120.0, 110.0, 100.0], "status": "finished"}))
-    res = export_model(run.root, tmp_path / "out", formats="savedmodel,onnx", progress=False)
-    assert res.record["source"]["kind"] == "run" and res.record["label_names"] == NAMES
-    for fmt in ("savedmodel", "onnx"):
+    register_tiny()
+    stores = make_stores(tmp_path / "data", n_train=48, n_val=12, n_test=12)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train", TINY, "--train", stores["train"], "--val", stores["val"], "-o", str(run),
+                                 "--input-size", "16", "--batch-size", "16", "--epochs", "1", "--no-progress",
+                                 "--precise-bn-images", "0"])
+    assert r.exit_code == 0, r.output
+    res = export_model(run, tmp_path / "out", formats="onnx,keras", progress=False)
+    names = json.loads((run / "config.json").read_text())["label_names"]
+    assert res.record["source"]["kind"] == "run" and res.record["label_names"] == names
+    for fmt in ("onnx", "keras"):
         assert res.parity[fmt]["passed"] and res.parity[fmt]["top1_agreement"] == 1.0
     images = np.random.default_rng(3).integers(0, 256, (6, TINY_SIZE, TINY_SIZE, 3), dtype=np.uint8)
-    model = keras.saving.load_model(run.model, compile=False)
-    want = np.asarray(model(images.astype("float32")))
-    got = load_exported(tmp_path / "out")(images)  # the SavedModel (no model.keras in this folder)
-    assert np.abs(got - want).max() < 1e-5
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    want = np.asarray(model([images.astype("float32")]))
+    for fmt in ("onnx", "keras"):
+        exported = load_exported(tmp_path / "out", format=fmt)
+        assert exported.format == fmt
+        assert np.abs(exported(images) - want).max() < 1e-5, fmt
 
 
 def test_export_folder_with_a_modified_model_is_refused(exported, tmp_path):

@@ -131,6 +131,7 @@ def run_network(model):
     if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise FeatxError(f"the model takes inputs of shape {shape}; featx export needs square RGB images (None, S, S, 3)")
     inputs = keras.Input(shape[1:], dtype="uint8", name=INPUT_NAME)
-    probs = model(keras.layers.Rescaling(1.0, name="to_float32")(inputs))
+    x = keras.layers.Rescaling(1.0, name="to_float32")(inputs)
+    probs = model([x] if isinstance(model.input, list) else x)  # the structure its inputs were declared in
     probs = keras.layers.Identity(name=OUTPUT_NAME)(probs)
     return keras.Model(inputs, probs, name="featx_export")

@@ -124,9 +124,13 @@ def _run(root: Path, batch_size: int) -> ExportSource:
     network = run_network(model)
     size = int(model.input_shape[1])
 
+    listed = isinstance(model.input, list)  # call it with the structure its inputs were declared in
+
     def reference(images: np.ndarray) -> np.ndarray:
-        out = [np.asarray(model(images[i:i + batch_size].astype(np.float32), training=False), dtype=np.float32)
-               for i in range(0, len(images), batch_size)]
+        out = []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].astype(np.float32)
+            out.append(np.asarray(model([x] if listed else x, training=False), dtype=np.float32))
         return np.concatenate(out)
 
     digest = sha256_file(run.model)
