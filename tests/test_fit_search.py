@@ -271,3 +271,23 @@ def test_book_images_file_reads_as_uint8_with_a_computed_mean(tmp_path):
         assert [b[0].dtype for b in r.iter_batches(4)] == [np.uint8, np.uint8]
     with pytest.raises(FeatxError, match="holds images, expected features"):
         open_store(path, kind="features")
+
+
+def test_successive_halving_switches_on_by_itself_at_the_row_threshold():
+    """No ``halving=`` given: off below HALVING_MIN_ROWS rows or with a grid no longer than the window."""
+    from featx.fit.search import HALVING_MIN_ROWS, HALVING_WINDOW
+    from featx.fit.tuning import search
+
+    rng = np.random.default_rng(0)
+    n = HALVING_MIN_ROWS
+    y = np.arange(n) % 3
+    X = (rng.normal(0, 1, (n, 4)) + y[:, None]).astype(np.float32)
+    grid = [10.0 ** k for k in range(-3, -3 + HALVING_WINDOW + 1)]  # one longer than the window
+    kw = dict(scalers=["standard"], cv=2, jobs=1, seed=0, tol=0.05, max_iter=30)  # the switch, not the fit
+    on = search(X, y, grid=grid, **kw)
+    assert on.method.startswith("successive halving")
+    assert sorted({r["rows"] for r in on.cv_results}) == [2000, n]  # a quarter (at least 2,000), then all
+    off = search(X[1:], y[1:], grid=grid, **kw)  # one row short
+    assert not off.method.startswith("successive halving") and {r["rows"] for r in off.cv_results} == {n - 1}
+    short = search(X, y, grid=grid[:HALVING_WINDOW], **kw)  # the window covers the grid: nothing to halve
+    assert not short.method.startswith("successive halving")
