@@ -29,12 +29,12 @@ def _row(i: int) -> np.ndarray:
     return np.full(DIM, float(i), np.float32) + np.arange(DIM, dtype=np.float32) / 10
 
 
-def _write_shard(out, source: Source, shard: Shard, skip=()) -> None:
+def _write_shard(out, source: Source, shard: Shard, skip=(), config=CONFIG) -> None:
     """Shard ``shard`` as the local runner writes it: rows of the sub-table, skips by local index."""
     t = source.rows(shard.start, shard.stop)
     with StoreWriter(shardlib.shard_path(out, shard), kind="features", row_shape=(DIM,), dtype=np.float32,
                      paths=t.paths, labels=t.labels, label_names=t.label_names,
-                     config=shardlib.shard_config(CONFIG, shard), slab_rows=2) as w:
+                     config=shardlib.shard_config(config, shard), slab_rows=2) as w:
         for i in range(shard.rows):
             if shard.start + i in skip:
                 w.skip(i, f"bad {shard.start + i}")
@@ -177,3 +177,51 @@ def test_merge_refuses_missing_foreign_incomplete_or_short_shards(tmp_path):
     assert not shardlib.is_finished(out, source, CONFIG, plan[0])
     shardlib.shard_path(out, plan[0]).write_bytes(b"not hdf5")
     assert not shardlib.is_finished(out, source, CONFIG, plan[0])
+
+
+def test_interrupted_merge_resumes_and_an_existing_output_is_kept(tmp_path, monkeypatch):
+    from featx.errors import OutputExistsError
+
+    monkeypatch.setattr(shardlib, "MERGE_ROWS", 2)  # progress is durable every 2 rows
+    out, source = tmp_path / "new" / "f.h5", _source()
+    assert shardlib.prepare(out, "k", N, 4, default=4, overwrite=False) == 4  # makes new/f.h5.shards
+    plan = plan_shards(N, 4)
+    for s in plan:
+        _write_shard(out, source, s, skip={2})
+    real, calls = shardlib._copy_shard, []
+
+    def dies_in_the_third_shard(writer, f, shard, first):
+        calls.append((shard.index, first))
+        if shard.index == 2 and len(calls) == 3:
+            raise OSError("the machine went down")
+        real(writer, f, shard, first)
+
+    monkeypatch.setattr(shardlib, "_copy_shard", dies_in_the_third_shard)
+    with pytest.raises(OSError, match="went down"):
+        shardlib.merge(out, source, CONFIG, plan, dim=DIM, attrs={}, finish_attrs=lambda s: {"skipped": s})
+    assert not out.exists() and shardlib.shard_dir(out).exists()  # the shards stay until the merge is whole
+    calls.clear()
+    shardlib.merge(out, source, CONFIG, plan, dim=DIM, attrs={}, finish_attrs=lambda s: {"skipped": s})
+    assert calls[0] == (2, 8)  # resumed in shard 2: shards 0 and 1 are not copied again
+    keep = [i for i in range(N) if i != 2]
+    with open_store(out, kind="features") as f:
+        assert f.data.dtype == np.float32
+        np.testing.assert_array_equal(f.data[:], np.stack([_row(i) for i in keep]))
+    # a finished output of another run is never replaced without overwrite
+    other = {**CONFIG, "batch_size": 5}
+    for s in plan:
+        _write_shard(out, source, s, config=other)
+    with pytest.raises(OutputExistsError, match="pass --overwrite to replace it"):
+        shardlib.merge(out, source, other, plan, dim=DIM, attrs={}, finish_attrs=lambda s: {})
+    shardlib.merge(out, source, other, plan, dim=DIM, attrs={}, finish_attrs=lambda s: {}, overwrite=True)
+    with open_store(out, kind="features") as f:
+        assert len(f) == N and f.config == other
+
+
+def test_a_shard_file_without_the_complete_flag_is_not_finished(tmp_path):
+    out, source = tmp_path / "f.h5", _source()
+    s = plan_shards(N, 4)[0]
+    _write_shard(out, source, s)
+    with h5py.File(shardlib.shard_path(out, s), "r+") as f:
+        del f.attrs["complete"]
+    assert not shardlib.is_finished(out, source, CONFIG, s)
