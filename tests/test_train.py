@@ -406,24 +406,29 @@ def test_one_line_errors(stores, tmp_path):
     assert _config(tmp_path / "g")["warnings"] and _config(tmp_path / "g")["val_rows"] == 0
 
 
-def test_gpu_code_paths_forced_on_cpu_then_changed_parameters_refused(stores, tmp_path):
-    """Mixed precision + XLA (the GPU defaults) forced on, then a rerun with other options."""
+def test_a_gpu_turns_mixed_precision_and_xla_on_then_changed_parameters_refused(stores, tmp_path, one_gpu):
+    """With a GPU counted (faked: the code paths run on the CPU) the defaults are mixed precision + XLA;
+    a rerun with other options is refused; explicit --no-mixed-precision/--no-xla win over the device."""
     import keras
 
     register_tiny()
     run = tmp_path / "r"
-    res = _invoke(_tiny_args(stores, run, "--epochs", "1", "--mixed-precision", "--xla"))
+    res = _invoke(_tiny_args(stores, run, "--epochs", "1"))
     assert res.exit_code == 0, res.output
     conf = _config(run)
-    assert conf["mixed_precision"] is True and conf["xla"] is True and conf["device"] == "cpu"
+    assert conf["mixed_precision"] is True and conf["xla"] is True and conf["device"] == "gpu"
     model = keras.saving.load_model(run / "model.keras")
     assert model.get_layer("conv1").dtype_policy.name == "mixed_float16"
     assert model.get_layer("predictions").dtype_policy.name == "float32"
     assert keras.config.dtype_policy().name == "float32", "the global policy is restored"
-    r = CliRunner().invoke(cli, _tiny_args(stores, run, "--epochs", "1", "--mixed-precision", "--lr", "0.5"))
+    r = CliRunner().invoke(cli, _tiny_args(stores, run, "--epochs", "1", "--lr", "0.5"))
     assert r.exit_code == 1 and "differs in: optim" in r.output
-    r = _invoke(_tiny_args(stores, run, "--epochs", "1", "--lr", "0.5", "--overwrite"))
-    assert r.exit_code == 0 and _config(run)["optim"]["lr"] == 0.5 and _config(run)["mixed_precision"] is False
+    r = _invoke(_tiny_args(stores, run, "--epochs", "1", "--lr", "0.5", "--overwrite", "--no-mixed-precision",
+                           "--no-xla"))
+    assert r.exit_code == 0 and _config(run)["optim"]["lr"] == 0.5
+    assert _config(run)["mixed_precision"] is False and _config(run)["xla"] is False
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("conv1").dtype_policy.name == "float32"
 
 
 def _features_file(tmp_path):
