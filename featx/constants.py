@@ -20,3 +20,7 @@ ENGINES = ("local", "ray")
 #: ``featx extract`` defaults.
 DEFAULT_WEIGHTS = "imagenet"
 DEFAULT_EXTRACT_BATCH_SIZE = 32
+
+#: Seconds featx waits for a Ray address (``--address``) to answer before it gives up in one line
+#: (``--connect-timeout``; Ray itself would retry an unreachable address for many minutes).
+DEFAULT_CONNECT_TIMEOUT = 15.0

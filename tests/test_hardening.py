@@ -53,6 +53,7 @@ def short_labels(tmp_path_factory):
     feats = write_features(tmp / "feats.h5", X, y, ["a", "b", "c"])
     images = tmp / "images.h5"
     write_synthetic_store(images, 30, 16, 3, seed=0, compute_mean=True)
+    write_synthetic_store(tmp / "good_images.h5", 12, 16, 3, seed=1)
     return {"features": _shorten_labels(feats, 30), "images": _shorten_labels(images, 25),
             "classifier": paths["classifier"], "tmp": tmp}
 
@@ -191,3 +192,63 @@ def test_library_grid_check_refuses_non_finite_values():
     for grid in ([float("nan")], [float("inf")], [1.0, 0.0], []):
         with pytest.raises(ParameterError, match="finite, positive C values"):
             fit_classifier(X, y, label_names=["a", "b"], grid=grid, cv=2, jobs=1)
+
+
+# ------------------------------------------------------------------------------ unreachable Ray addresses
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the block ends: connections are refused
+
+
+def test_silent_ray_address_gives_up_after_the_connect_timeout():
+    import socket
+    import time
+
+    from featx.errors import FeatxError
+    from featx.runtime.cluster import check_reachable, connect_ray
+
+    class NoRay:  # connect_ray must give up before asking Ray (which would retry for minutes)
+        is_initialized = staticmethod(lambda: False)
+
+        @staticmethod
+        def init(**kw):
+            pytest.fail("ray.init called for an address that does not answer")
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        queued = []
+        for _ in range(3):  # fill the backlog: further connections get no answer at all
+            c = socket.socket()
+            c.settimeout(0.5)
+            try:
+                c.connect(("127.0.0.1", port))
+            except OSError:
+                pass
+            queued.append(c)
+        t0 = time.monotonic()
+        with pytest.raises(FeatxError, match=rf"cannot connect to Ray at 127.0.0.1:{port}: no answer within 1s"):
+            connect_ray(NoRay, f"127.0.0.1:{port}", timeout=1.0)
+        assert time.monotonic() - t0 < 5
+        for c in queued:
+            c.close()
+    with pytest.raises(FeatxError, match="Connection refused"):
+        check_reachable(f"ray://127.0.0.1:{_closed_port()}", 1.0)
+    with pytest.raises(FeatxError, match="is not HOST:PORT"):
+        check_reachable("host:notaport", 1.0)
+
+
+@pytest.mark.parametrize("command", ["extract", "fit"])
+def test_unreachable_ray_address_is_one_line_in_every_entry_point(short_labels, command, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # even where a test Ray is running
+    monkeypatch.setattr(ray, "init", lambda **kw: pytest.fail("ray.init called for a refused address"))
+    address, tmp = f"127.0.0.1:{_closed_port()}", short_labels["tmp"]
+    args = {"extract": ["extract", tmp / "good_images.h5", "-o", tmp / "r.h5", "--engine", "ray"],
+            "fit": ["fit", tmp / "good.h5", "-o", tmp / "r.pkl", "--backend", "ray"]}[command]
+    r = run(*args, "--address", address, "--connect-timeout", 2)
+    one_line_error(r, f"cannot connect to Ray at {address}: Connection refused")

@@ -14,7 +14,12 @@ from featx.cli.options import (
     say,
     warn,
 )
-from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS, ENGINES
+from featx.constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_EXTRACT_BATCH_SIZE,
+    DEFAULT_WEIGHTS,
+    ENGINES,
+)
 
 #: Skipped files printed one per line; the rest are counted (all are in the file's attrs).
 SHOW_SKIPPED = 20
@@ -49,6 +54,8 @@ def _backbone(ctx, param, value):
               help="local: this process; ray: shards on a pool of Ray actors (pip install \"featx[ray]\").")
 @click.option("--address", default=None, metavar="ADDRESS",
               help="Ray cluster to join with --engine ray: auto or ray://HOST:10001 [default: start a local Ray].")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONNECT_TIMEOUT,
+              help="Seconds to wait for the --address to answer before giving up.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Extractor replicas for --engine ray [default: one per GPU, or 1 without GPUs].")
 @click.option("--shard-rows", type=click.IntRange(min=1), default=None,
@@ -57,7 +64,7 @@ def _backbone(ctx, param, value):
 @overwrite_option
 @progress_option
 def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_precision, xla, max_pixels, engine,
-            address, workers, shard_rows, overwrite, progress):
+            address, connect_timeout, workers, shard_rows, overwrite, progress):
     """Run a pretrained backbone over SRC and write one feature row per image to OUT.
 
     SRC is an image folder (class subfolders, 'label.N.jpg' names, train/val/test folders) or a CSV
@@ -70,16 +77,18 @@ def command(src, out, backbone, weights, batch_size, image_size, resize, mixed_p
     order: the same file a local run writes. A rerun redoes only unfinished shards.
     """
     from featx.extract import extract
+    from featx.utils import printable_name
     if address is not None and engine != "ray":
         raise click.UsageError("--address applies to --engine ray")
     result = extract(
         src, out, backbone=backbone, weights=weights, image_size=image_size, batch_size=batch_size,
         resize=resize, mixed_precision=mixed_precision, xla=xla, overwrite=overwrite, progress=progress,
-        max_pixels=max_pixels, engine=engine, address=address, workers=workers, shard_rows=shard_rows,
+        max_pixels=max_pixels, engine=engine, address=address, connect_timeout=connect_timeout, workers=workers,
+        shard_rows=shard_rows,
     )
     say(result.summary())
     for s in result.skipped[:SHOW_SKIPPED]:
-        say(f"  skipped {s['path']}: {s['reason']}")
+        say(f"  skipped {printable_name(s['path'])}: {s['reason']}")
     if len(result.skipped) > SHOW_SKIPPED:
         say(f"  ... and {len(result.skipped) - SHOW_SKIPPED} more (all listed in the 'skipped' attr of {result.out_path})")
     if not result.reused:

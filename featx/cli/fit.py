@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from featx.cli.options import overwrite_option, say, seed_option, warn
+from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.fit import (
     BACKENDS,
     DEFAULT_BACKEND,
@@ -76,6 +77,8 @@ def _test_size(ctx, param, value):
               help=f"Where the CV folds run (joblib backend); ray needs {RAY_INSTALL}.")
 @click.option("--address", default=None, metavar="HOST:PORT",
               help="Ray cluster to join with --backend ray [default: start a local Ray].")
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CONNECT_TIMEOUT,
+              help="Seconds to wait for the --address to answer before giving up.")
 @click.option("--jobs", "-j", type=int, default=-1, help="Parallel fits (joblib n_jobs; -1: all cores).")
 @click.option("--slab-rows", type=click.IntRange(min=16), default=DEFAULT_SLAB_ROWS,
               help="Rows per slab read from the file, the memory bound (--solver sgd only).")
@@ -89,7 +92,7 @@ def _test_size(ctx, param, value):
                    "this fit's folds at its C, near-duplicates, leakage of --test, accuracy without leaked rows).")
 @seed_option
 @overwrite_option
-def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, jobs, slab_rows, epochs, fmt,
+def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, connect_timeout, jobs, slab_rows, epochs, fmt,
             max_iter, tol, seed, overwrite, inspect_dir):
     """Tune a logistic regression on FEATURES and export it.
 
@@ -118,6 +121,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
             features, out, test=test, format=fmt, overwrite=overwrite, solver=solver,
             test_size=test_size, seed=seed, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter,
             scalers=scalers, backend=backend, address=address, slab_rows=slab_rows, epochs=epochs,
+            **({"connect_timeout": connect_timeout} if backend == "ray" else {}),
         )
     except FeatxError as e:  # library errors name parameters; say the flags
         raise FeatxError(_flags(str(e))) from None

@@ -24,7 +24,7 @@ from pathlib import Path
 import h5py
 
 from featx.backbones.registry import DEFAULT_BACKBONE
-from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS
+from featx.constants import DEFAULT_CONNECT_TIMEOUT, DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS
 from featx.errors import OutputExistsError
 from featx.extract import shards as shardlib
 from featx.extract.config import ExtractConfig
@@ -102,6 +102,7 @@ def extract(
     on_batch: Callable[[int], None] | None = None,
     engine: str = "local",
     address: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     workers: int | None = None,
     shard_rows: int | None = None,
     max_pixels: int | None = None,
@@ -110,7 +111,8 @@ def extract(
 
     ``mixed_precision`` and ``xla`` default to on when there is a GPU and off otherwise.
     ``engine="ray"`` runs shards on Ray actors (``address``: ``None`` starts a local Ray, ``"auto"``
-    joins a cluster); ``workers`` actors (default one per GPU, or 1); ``shard_rows`` rows per shard.
+    joins a cluster, giving up after ``connect_timeout`` seconds when it does not answer); ``workers``
+    actors (default one per GPU, or 1); ``shard_rows`` rows per shard.
     ``on_batch(next_index)`` is called (from a writer thread, in the worker that ran the batch) after
     each batch reaches the writer; ``next_index`` counts rows of the whole source. Images declaring
     more than ``max_pixels`` pixels are skipped, never decoded.
@@ -118,7 +120,7 @@ def extract(
     config = ExtractConfig(
         backbone=backbone, weights=weights, image_size=image_size, batch_size=batch_size, resize=resize,
         mixed_precision=mixed_precision, xla=xla, decoder=decoder, engine=engine, address=address,
-        workers=workers, shard_rows=shard_rows, slab_rows=slab_rows, max_pixels=max_pixels,
+        connect_timeout=connect_timeout, workers=workers, shard_rows=shard_rows, slab_rows=slab_rows, max_pixels=max_pixels,
     )
     return run_extract(src, out_path, config, overwrite=overwrite, progress=progress, on_batch=on_batch)
 
@@ -163,7 +165,7 @@ def run_extract(
         if cfg.engine == "ray":
             from featx.extract.ray_runner import RayConnection
 
-            with RayConnection(cfg.address) as conn:
+            with RayConnection(cfg.address, timeout=cfg.connect_timeout) as conn:
                 return _run(source, out, cfg, base, prebuilt, result, t0, overwrite, progress, on_batch, conn)
         return _run(source, out, cfg, base, prebuilt, result, t0, overwrite, progress, on_batch, None)
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 from featx.backbones.registry import DEFAULT_BACKBONE
-from featx.constants import DEFAULT_EXTRACT_BATCH_SIZE, DEFAULT_WEIGHTS, ENGINES
+from featx.constants import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_EXTRACT_BATCH_SIZE,
+    DEFAULT_WEIGHTS,
+    ENGINES,
+)
 from featx.errors import FeatxError
 
 __all__ = ["ENGINES", "ExtractConfig"]
@@ -34,6 +39,7 @@ class ExtractConfig:
     decoder: str = "tfdata"
     engine: str = "local"
     address: str | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds an --address may take to answer
     workers: int | None = None
     shard_rows: int | None = None
     slab_rows: int | None = None
@@ -55,6 +61,8 @@ class ExtractConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise FeatxError(f"{name} must be >= 1. Received: {name}={v}")
+        if not float(self.connect_timeout) > 0:
+            raise FeatxError(f"connect_timeout must be > 0 seconds. Received: connect_timeout={self.connect_timeout}")
         if self.address is not None and self.engine != "ray":
             raise FeatxError(f"address applies to engine='ray'. Received: address={self.address!r}, engine={self.engine!r}")
         self.backbone = str(self.backbone).strip()

@@ -23,6 +23,7 @@ import socket
 import time
 from pathlib import Path
 
+from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.errors import FeatxError
 from featx.extract.local import run_local
 from featx.extract.mapper import FeatureMapper
@@ -48,26 +49,24 @@ def require_ray():
 class RayConnection:
     """Use the Ray instance this process is connected to, or connect / start one (and stop it after).
 
-    ``address``: ``None`` starts a local instance; ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
+    ``address``: ``None`` starts a local instance; ``"auto"`` or ``"ray://host:10001"`` joins a cluster,
+    giving up after ``timeout`` seconds when it does not answer (:func:`featx.runtime.cluster.connect_ray`).
     """
 
-    def __init__(self, address: str | None = None):
+    def __init__(self, address: str | None = None, *, timeout: float = DEFAULT_CONNECT_TIMEOUT):
         self.address = address
+        self.timeout = timeout
         self.started = False
 
     def __enter__(self) -> RayConnection:
         import logging
 
+        from featx.runtime.cluster import connect_ray
+
         ray = self.ray = require_ray()
-        if not ray.is_initialized():
-            kw = {} if self.address else {"include_dashboard": False}  # only for a new local instance
-            try:
-                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, **kw)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                where = self.address or "a new local instance"
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise FeatxError(f"cannot connect to Ray ({where}): {first}") from None
-            self.started = True
+        kw = {} if self.address else {"include_dashboard": False}  # only for a new local instance
+        self.started = connect_ray(ray, self.address, timeout=self.timeout, log_to_driver=False,
+                                   logging_level=logging.WARNING, **kw)
         res = ray.cluster_resources()
         self.gpus = int(res.get("GPU", 0))
         self.cpus = float(res.get("CPU", 0)) or 1.0

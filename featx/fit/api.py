@@ -61,7 +61,7 @@ def fit_features(
 
 
 #: parameters that change where or how fast a fit runs, never what it finds
-_NOT_CONTENT = ("jobs", "backend", "address")
+_NOT_CONTENT = ("jobs", "backend", "address", "connect_timeout")
 
 
 def fit_key(features, test, **params) -> str:

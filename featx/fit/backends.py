@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.errors import FeatxError
 from featx.fit.search import BACKENDS
 
@@ -30,8 +31,9 @@ def import_ray():
 
 
 @contextlib.contextmanager
-def joblib_backend(backend: str = "threading", *, address: str | None = None, jobs: int | None = -1) -> Iterator[None]:
-    """Run the joblib work inside this block under ``backend``."""
+def joblib_backend(backend: str = "threading", *, address: str | None = None, jobs: int | None = -1,
+                   connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Iterator[None]:
+    """Run the joblib work inside this block under ``backend`` (Ray: joined within ``connect_timeout`` s)."""
     from joblib import parallel_config
 
     if backend not in BACKENDS:
@@ -42,14 +44,10 @@ def joblib_backend(backend: str = "threading", *, address: str | None = None, jo
         with parallel_config(backend=backend, n_jobs=jobs):
             yield
         return
+    from featx.runtime.cluster import connect_ray
+
     ray, register_ray = import_ray()
-    started = False
-    if not ray.is_initialized():
-        try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            raise FeatxError(f"cannot connect to Ray at address={address!r}: {str(e).splitlines()[0]}") from None
-        started = True
+    started = connect_ray(ray, address, timeout=connect_timeout, include_dashboard=False, log_to_driver=False)
     register_ray()
     try:
         with parallel_config(backend="ray", n_jobs=jobs):

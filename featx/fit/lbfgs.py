@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.errors import FeatxError
 from featx.fit.result import FitResult, full_proba
 from featx.fit.search import DEFAULT_TEST_SIZE, SCALERS, check_grid
@@ -70,6 +71,7 @@ def fit_classifier(
     scalers=SCALERS,
     backend: str = DEFAULT_BACKEND,
     address: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     copy: bool = True,
     halving: bool | None = None,
 ) -> FitResult:
@@ -78,7 +80,8 @@ def fit_classifier(
 
     ``scalers`` lists the candidates (``"standard"``, ``"global"``); cross-validation picks one.
     ``grid`` defaults to :data:`featx.fit.search.DEFAULT_GRID` (decades and half decades 1e-4..1e2).
-    ``backend`` / ``address``: where the folds run (:mod:`featx.fit.backends`).
+    ``backend`` / ``address``: where the folds run (:mod:`featx.fit.backends`); a Ray ``address``
+    that does not answer within ``connect_timeout`` seconds is a one-line error.
     ``copy=False`` lets the fit reuse ``X``'s memory (it is overwritten): no copy of the features.
     ``halving``: successive halving over rows (default: from 6,000 training rows; :func:`featx.fit.tuning.search`).
 
@@ -127,7 +130,7 @@ def fit_classifier(
 
     found = search(
         X_train, y_train, scalers=scalers, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter, seed=seed,
-        backend=backend, address=address, copy=not owned, halving=halving,
+        backend=backend, address=address, connect_timeout=connect_timeout, copy=not owned, halving=halving,
     )
     best = found.estimator
     t1 = time.perf_counter()

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.fit.search import (  # noqa: F401 - public names
     BACKENDS,
     DEFAULT_BACKEND,
@@ -98,6 +99,7 @@ def search(
     seed: int = 42,
     backend: str = DEFAULT_BACKEND,
     address: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     copy: bool = True,
     halving: bool | None = None,
 ) -> SearchResult:
@@ -140,7 +142,8 @@ def search(
                for name in scalers}
     halve = (len(grid) > HALVING_WINDOW and len(y) >= HALVING_MIN_ROWS) if halving is None else bool(halving)
     names, cands, rung0 = list(scalers), grid, []
-    with threadpool_limits(blas_threads(jobs), user_api="blas"), joblib_backend(backend, address=address, jobs=jobs):
+    with threadpool_limits(blas_threads(jobs), user_api="blas"), joblib_backend(backend, address=address, jobs=jobs,
+                                                                                       connect_timeout=connect_timeout):
         if halve:
             sub = _subset(y, seed)
             first = cv_paths(Z[sub], y[sub], grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=tol,
