@@ -158,9 +158,18 @@ def test_inspect_finds_leakage_conflicts_and_writes_everything(tmp_path):
     assert EVIL not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "data:image/png;base64," in page and "labels differ" in page
 
-    # the results are not replaced without --overwrite
+    # the results are replaced with --overwrite only; a CSV featx did not write never is
     again = CliRunner().invoke(cli, ["inspect", str(train), str(test), "-o", str(out)])
-    assert again.exit_code == 1 and "--overwrite" in again.output and "Traceback" not in again.output
+    assert again.exit_code == 1 and "exists; pass --overwrite to replace" in again.output
+    again = CliRunner().invoke(cli, ["inspect", str(train), str(test), "-o", str(out), "--overwrite", "--top", "0"])
+    assert again.exit_code == 0, again.output
+    assert "data:image/png;base64," in (out / "inspect.html").read_text()  # the histogram; no thumbnails
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "duplicates.csv").write_text("my,own\n")
+    again = CliRunner().invoke(cli, ["inspect", str(train), str(test), "-o", str(mine), "--overwrite"])
+    assert again.exit_code == 1 and "not a file featx wrote" in again.output
+    assert (mine / "duplicates.csv").read_text() == "my,own\n"
 
 
 def test_classifier_accuracy_without_leaked_rows(tmp_path):

@@ -136,14 +136,16 @@ def inspect_features(
 def check_output(out_dir: str | os.PathLike, inputs, *, overwrite: bool = False) -> None:
     """Before any work: no input among the results, earlier results replaced only with
     ``overwrite``, nothing featx did not write replaced, the folder writable."""
-    from featx.outputs import check_not_input, check_overwritable, check_writable
+    from featx.outputs import check_not_input, check_overwritable, check_writable, is_featx_output
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FeatxError(f"cannot write {out}: it is a file, not a folder")
+    ours = is_featx_output(out / INSPECT_JSON)  # an earlier run's record: its CSV and HTML are featx's too
     for name in INSPECT_FILES:
         check_not_input(out / name, *inputs)
-        check_overwritable(out / name)
+        if not ours:
+            check_overwritable(out / name)
     if (out / INSPECT_JSON).exists() and not overwrite:
         raise OutputExistsError(f"{out / INSPECT_JSON} exists; pass --overwrite to replace the results in {out}")
     check_writable(out, folder=True)
