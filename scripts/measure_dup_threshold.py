@@ -13,7 +13,7 @@ For each candidate threshold: the share of edited copies found (recall) and the 
 images whose nearest distinct training image would be called a duplicate (false positives).
 Then ``featx inspect`` runs on train + test + the edited copies as a worked example.
 
-    python3 scripts/measure_dup_threshold.py --out /tmp/dupthr --epochs 15
+    python3 scripts/measure_dup_threshold.py --out /tmp/dupthr --epochs 20
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def edited(img: np.ndarray, rng) -> np.ndarray:
 
 
 def train_cnn(train, val, path: Path, epochs: int) -> float:
-    """conv(32) x2 -> pool -> conv(64) x2 -> global average -> dense(128) -> softmax, trained with Adam."""
+    """conv(16)+BN x2 -> pool -> conv(32)+BN x2 -> global average -> dense(128) -> softmax, trained with Adam."""
     import keras
     from keras import layers
 
@@ -64,12 +64,16 @@ def train_cnn(train, val, path: Path, epochs: int) -> float:
     keras.utils.set_random_seed(0)
     inp = keras.Input(x.shape[1:])
     h = layers.Rescaling(1 / 255.0)(inp)
-    for width in (32, 32, "pool", 64, 64):
-        h = layers.MaxPooling2D()(h) if width == "pool" else layers.Conv2D(width, 3, padding="same", activation="relu")(h)
+    for width in (16, 16, "pool", 32, 32):
+        if width == "pool":
+            h = layers.MaxPooling2D()(h)
+        else:
+            h = layers.Conv2D(width, 3, padding="same", use_bias=False)(h)
+            h = layers.Activation("relu")(layers.BatchNormalization()(h))
     h = layers.GlobalAveragePooling2D()(h)
     h = layers.Dense(128, activation="relu", name="embedding")(h)
     m = keras.Model(inp, layers.Dense(n, activation="softmax")(h))
-    m.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     hist = m.fit(x.astype("float32"), y, validation_data=(xv.astype("float32"), yv), epochs=epochs, batch_size=64,
                  verbose=0)
     m.save(path)
@@ -79,7 +83,7 @@ def train_cnn(train, val, path: Path, epochs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/featx-dupthr")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--size", type=int, default=40)
     a = ap.parse_args()
     out = Path(a.out)
