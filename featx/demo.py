@@ -9,6 +9,9 @@ Steps (each one resumable, so an interrupted demo continues where it stopped whe
    (in the output and in the report: those features are not pretrained);
 4. ``fit``: logistic regression, C by cross-validation along a warm-started path -> ``DIR/models/<backbone>_lr.pkl``;
 5. ``train``: a short MiniGoogLeNet run (and AlexNet / DeeperGoogLeNet when asked) -> ``DIR/runs``;
+   with ``finetune=True`` (``featx demo --finetune``) also ``featx finetune``: the backbone of step 3
+   fine-tuned from the classifier of step 4 (LP-FT) -> ``DIR/runs/finetune`` (off by default: ResNet50
+   training on a 2-core CPU takes minutes an epoch, beyond the demo's 6-minute budget);
 6. ``evaluate``: every method on the same test split (scratch models with ten-crop);
 7. ``report``: ``DIR/report/report.html``.
 """
@@ -56,6 +59,8 @@ class DemoConfig:
     extract_size: int = 96  # backbone input side (ResNet50's canonical is 224: slow on a CPU)
     extract_batch: int = 32
     lr: float = 0.01
+    finetune: bool = False  # add featx finetune (LP-FT from the step-4 classifier)
+    finetune_epochs: int = 1
     seed: int = 42
     overwrite: bool = False
     progress: bool | None = None
@@ -131,11 +136,13 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
             f"fit {fit_res.fit_seconds:.1f}s -> {clf}")
     steps["fit"] = time.perf_counter() - t
 
-    t = step(5, f"featx train: {', '.join(cfg.models)} for {cfg.epochs} epochs")
+    t = step(5, f"featx train: {', '.join(cfg.models)} for {cfg.epochs} epochs"
+             + (f"; featx finetune: {cfg.backbone} (LP-FT), {cfg.finetune_epochs} epoch(s)" if cfg.finetune else ""))
     from featx.preprocess.augment import Augment
     from featx.train import OptimConfig, TrainConfig, train
 
     runs = {}
+    ten_crop = {}
     for m in cfg.models:
         store = stores[demo_input_size(m) + CROP_MARGIN]
         tc = TrainConfig(
@@ -149,6 +156,21 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
         runs[m] = (res.run_dir, store)
         last = ", ".join(f"{k} {v:.3f}" for k, v in res.last.items() if isinstance(v, int | float))
         say(f"      {m}: {res.epochs} epochs in {res.train_seconds:.0f}s{' (kept)' if res.reused else ''}; {last}")
+    if cfg.finetune:
+        from featx.finetune import FinetuneConfig, finetune
+
+        weights = _extracted_weights(feats["train"])
+        fc = FinetuneConfig(
+            backbone=cfg.backbone, weights=weights, image_size=cfg.extract_size, train=str(base / "train.h5"),
+            val=str(base / "val.h5"), out=str(out / "runs" / "finetune"), head=str(clf), epochs=cfg.finetune_epochs,
+            batch_size=cfg.batch_size, seed=cfg.seed, augment=Augment(enabled=False),
+        )
+        resume = not cfg.overwrite and (out / "runs" / "finetune" / "config.json").exists()
+        res = finetune(fc, resume=resume, overwrite=cfg.overwrite, verbose=0 if cfg.progress is False else 2)
+        runs["finetune"] = (res.run_dir, base)
+        ten_crop["finetune"] = False  # whole stored images, resized inside the network: no room for crops
+        say(f"      {cfg.backbone} fine-tuned (LP-FT): {res.epochs} epoch(s) in {res.train_seconds:.0f}s"
+            f"{' (kept)' if res.reused else ''}; val accuracy {res.start.get('val_accuracy', 0):.3f} at the start")
     steps["train"] = time.perf_counter() - t
 
     t = step(6, "featx evaluate: every method on the same test split (scratch models: ten-crop too)")
@@ -156,8 +178,8 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
 
     ev = evaluate(clf, feats["test"])  # -> models/<name>.eval.json
     _say_eval(say, ev.record)
-    for run_dir, store in runs.values():
-        ev = evaluate(run_dir, store / "test.h5", ten_crop=True, progress=cfg.progress)
+    for name, (run_dir, store) in runs.items():
+        ev = evaluate(run_dir, store / "test.h5", ten_crop=ten_crop.get(name, True), progress=cfg.progress)
         _say_eval(say, ev.record)
     steps["evaluate"] = time.perf_counter() - t
 
@@ -209,6 +231,14 @@ def _extract(cfg: DemoConfig, data: Path, out: Path, say, warn, warnings: list[s
         say(f"      {split}: {res.summary()}{speed}")
         paths[split] = target
     return paths
+
+
+def _extracted_weights(features) -> str:
+    """The weights the demo's features were extracted with (imagenet, or none after the fallback)."""
+    from featx.store import feature_settings, open_store
+
+    with open_store(features, kind="features") as r:
+        return str(feature_settings(r.attrs).get("weights") or "imagenet")
 
 
 def default_out() -> str:

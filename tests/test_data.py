@@ -185,3 +185,13 @@ def test_split_counts_and_errors():
         stratified_split(labels, val=2.5, test=0)
     with pytest.raises(FeatxError, match="cannot make a stratified split"):
         stratified_split(np.array([0] * 10 + [1]), val=0, test=0.3)
+
+
+def test_demo_digits_sort_in_numeric_order_and_old_word_folders_are_refused(tmp_path):
+    from featx.data.datasets import write_digits
+
+    out = write_digits(tmp_path / "d", per_class=2, size=8)
+    assert discover(out).label_names == [str(d) for d in range(10)]  # 0..9, not eight, five, four...
+    (tmp_path / "old" / "eight").mkdir(parents=True)
+    with pytest.raises(FeatxError, match="older featx"):
+        write_digits(tmp_path / "old", per_class=2, size=8)

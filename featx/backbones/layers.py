@@ -27,11 +27,19 @@ TORCH_STD = (0.229, 0.224, 0.225)
 PREPROCESSING = ("caffe", "tf", "torch", "none")
 
 
-def preprocessing_layers(kind: str, name: str = "featx_preprocess") -> list:
-    """Keras layers mapping float RGB 0..255 to the backbone's input for preprocessing ``kind``."""
+def preprocessing_layers(kind: str, name: str = "featx_preprocess", settings: dict | None = None) -> list:
+    """Keras layers mapping float RGB 0..255 to the backbone's input for preprocessing ``kind``
+    (``settings`` that record an exact ``scale`` and ``offset``, as ``hub:`` presets do, give
+    ``x * scale + offset`` whatever the kind's name)."""
     import keras
     import numpy as np
 
+    settings = settings or {}
+    if settings.get("scale") is not None or settings.get("offset") is not None:
+        scale = 1.0 if settings.get("scale") is None else settings["scale"]
+        offset = 0.0 if settings.get("offset") is None else settings["offset"]
+        return [keras.layers.Rescaling(np.asarray(scale, np.float32), offset=np.asarray(offset, np.float32),
+                                       dtype="float32", name=name)]
     if kind == "none":
         return []
     if kind == "tf":
@@ -72,7 +80,7 @@ def pixel_network(backbone, input_size: int | None = None, *, name: str | None =
     if side != size:
         x = keras.layers.Resizing(size, size, interpolation="bilinear", antialias=True, dtype="float32",
                                   name="featx_resize")(x)
-    for layer in preprocessing_layers(backbone.settings.get("preprocessing", "none")):
+    for layer in preprocessing_layers(backbone.settings.get("preprocessing", "none"), settings=backbone.settings):
         layer.trainable = False
         x = layer(x)
     features = backbone.model(x, training=False)

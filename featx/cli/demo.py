@@ -42,10 +42,14 @@ def _models_help() -> str:
               help=f"Backbone input side ({D.backbone}'s own is {BACKBONES.get_info(D.backbone).default_size}; "
                    "smaller is faster on a CPU).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=D.lr, help="Initial learning rate (SGD).")
+@click.option("--finetune", is_flag=True,
+              help="Also fine-tune the backbone from the fitted classifier (LP-FT, featx finetune); adds minutes on a CPU.")
+@click.option("--finetune-epochs", type=click.IntRange(min=1), default=D.finetune_epochs, help="Epochs with --finetune.")
 @seed_option
 @click.option("--overwrite", is_flag=True, help="Redo every step instead of keeping finished outputs.")
 @progress_option
-def command(out, models, epochs, batch_size, per_class, backbone, weights, extract_size, lr, seed, overwrite, progress):
+def command(out, models, epochs, batch_size, per_class, backbone, weights, extract_size, lr, finetune, finetune_epochs,
+            seed, overwrite, progress):
     """Run both paths end to end on scikit-learn's digits, then write the comparison report.
 
     build -> extract (--backbone features) -> fit (logistic regression) -> train (the -m scratch
@@ -56,8 +60,8 @@ def command(out, models, epochs, batch_size, per_class, backbone, weights, extra
 
     cfg = DemoConfig(
         out=out, models=tuple(dict.fromkeys(models)), epochs=epochs, batch_size=batch_size, per_class=per_class,
-        backbone=backbone, weights=weights, extract_size=extract_size, lr=lr, seed=seed, overwrite=overwrite,
-        progress=progress,
+        backbone=backbone, weights=weights, extract_size=extract_size, lr=lr, finetune=finetune,
+        finetune_epochs=finetune_epochs, seed=seed, overwrite=overwrite, progress=progress,
     )
     res = run_demo(cfg, say=say, warn=warn)
     say("")

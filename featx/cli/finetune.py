@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from featx.backbones.registry import KERAS_PREFIX, backbone_names
+from featx.backbones.registry import HUB_PREFIX, KERAS_PREFIX, backbone_names
 from featx.cli.options import (
     flag_names,
     overwrite_option,
@@ -25,13 +25,14 @@ from featx.train import KEEP, STRATEGIES
 
 
 def _backbone(ctx, param, value):
-    if value.lower() in backbone_names() or value.lower().startswith(KERAS_PREFIX):
+    if value.lower() in backbone_names() or value.lower().startswith((KERAS_PREFIX, HUB_PREFIX)):
         return value
-    raise click.BadParameter(f"choose one of {', '.join(backbone_names())} or {KERAS_PREFIX}PATH[:LAYER]. Received: {value!r}")
+    raise click.BadParameter(
+        f"choose one of {', '.join(backbone_names())}, {HUB_PREFIX}PRESET or {KERAS_PREFIX}PATH[:LAYER]. Received: {value!r}")
 
 
 @click.command("finetune")
-@click.argument("backbone", callback=_backbone, metavar=f"NAME|{KERAS_PREFIX}PATH[:LAYER]")
+@click.argument("backbone", callback=_backbone, metavar=f"NAME|{HUB_PREFIX}PRESET|{KERAS_PREFIX}PATH[:LAYER]")
 @click.option("--train", type=click.Path(dir_okay=False), required=True, help="Images file (featx build, or book format).")
 @click.option("--val", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
 @click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
@@ -55,8 +56,9 @@ def _backbone(ctx, param, value):
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
               help="AdamW's decoupled weight decay [default: Keras' 0.004].")
 @click.option("--unfreeze", default="all", metavar="all|N",
-              help="Phase 2 trains the top N backbone blocks (named per backbone: featx models; keras: models count "
-                   "layers with weights) or all. BatchNorm stays frozen in inference mode.")
+              help="Phase 2 trains the top N backbone blocks (named per backbone in the registry, e.g. resnet50's "
+                   "conv2_block1 ... conv5_block3; keras: models count layers with weights) or all. BatchNorm stays "
+                   "frozen in inference mode.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout before the head.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, help="Batch size per replica (device).")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",

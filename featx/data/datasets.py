@@ -8,7 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+#: class folder names: the digits themselves, so that label order (sorted names) is numeric order in
+#: every table and confusion matrix (the words sorted as eight, five, four, nine, ...)
+DIGIT_NAMES = [str(d) for d in range(10)]
+#: the folder names featx 0.2 wrote (refused in an existing folder: they would double the classes)
+OLD_DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def write_digits(
@@ -28,9 +32,15 @@ def write_digits(
     """
     from sklearn.datasets import load_digits
 
+    out = Path(out_dir)
+    old = [n for n in OLD_DIGIT_NAMES if (out / n).is_dir()]
+    if old:
+        from featx.errors import FeatxError
+
+        raise FeatxError(f"{out} holds digit folders named by an older featx ({', '.join(old[:3])}, ...); the classes "
+                         "are now named 0-9: delete that folder (or use another) and run again")
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    out = Path(out_dir)
     for c in range(classes):
         (out / DIGIT_NAMES[c]).mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(range(classes), 0)

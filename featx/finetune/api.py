@@ -118,11 +118,11 @@ def check_head_settings(manifest: dict, settings: dict, head: str) -> None:
 
 
 def _expected_settings(cfg: FinetuneConfig) -> dict | None:
-    """The backbone settings without building it (registered names), or None (``keras:``)."""
+    """The backbone settings without building it (registered names), or None (``keras:``, ``hub:``)."""
     from featx.backbones.backbone import backbone_settings
-    from featx.backbones.registry import KERAS_PREFIX
+    from featx.backbones.registry import BACKBONES
 
-    if cfg.backbone.lower().startswith(KERAS_PREFIX):
+    if cfg.backbone not in BACKBONES:  # keras:PATH, hub:PRESET: known once loaded
         return None
     return backbone_settings(cfg.backbone, cfg.weights, cfg.image_size)
 
