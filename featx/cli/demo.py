@@ -65,8 +65,8 @@ def command(out, models, epochs, batch_size, per_class, backbone, weights, extra
     )
     res = run_demo(cfg, say=say, warn=warn)
     say("")
-    cols = ["method", "rank1", "rank5", "rank1_10crop", "train_time"]
-    heads = {"method": "Method", "rank1": "Rank-1", "rank5": "Rank-5", "rank1_10crop": "Rank-1 10-crop",
+    cols = ["method", "path", "rank1", "rank5", "rank1_10crop", "train_time"]
+    heads = {"method": "Method", "path": "Path", "rank1": "Rank-1", "rank5": "Rank-5", "rank1_10crop": "Rank-1 10-crop",
              "train_time": "Train/fit time"}
     widths = {c: max(len(heads[c]), *(len(r[c]) for r in res.table)) for c in cols}
     say("  ".join(heads[c].ljust(widths[c]) for c in cols))

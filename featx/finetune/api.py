@@ -447,7 +447,7 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
         resumed_phase2 = resumed_from
 
     # ---- phase 2: fine-tune (a fresh network from the start point: the same path after a kill)
-    if old is not None or phase == "head":
+    if phase == "head":  # phase 1's network holds the first backbone
         with dist.strategy.scope():
             backbone = _build_backbone(cfg, accel.mixed_precision)
     net = _network(cfg, backbone, classes, head, dist, accel.mixed_precision)
