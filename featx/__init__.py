@@ -9,6 +9,8 @@ Two paths share one HDF5 store (:mod:`featx.store`)::
     featx.fit_features("feats/train.h5", "clf.pkl")                        # tuned logistic regression
     featx.predict_images("clf.pkl", ["photo.jpg"])                         # labels + probabilities
     featx.export_model("clf.pkl", "served/", formats="savedmodel,onnx")     # pixels -> probabilities, checked
+    featx.finetune_model(featx.FinetuneConfig(backbone="resnet50", train="data/train.h5", val="data/val.h5",
+                                              head="clf.pkl", out="runs/ft"))  # LP-FT
     featx.train_model(featx.TrainConfig(model="minigooglenet", train="data/train.h5",
                                         val="data/val.h5", out="runs/mini"))
     featx.evaluate_model("runs/mini", "data/test.h5", ten_crop=True)       # rank-1 / rank-5
@@ -44,6 +46,8 @@ _LAZY = {
     "export_model": ("featx.export", "export_model"),
     "train_model": ("featx.train", "train"),
     "TrainConfig": ("featx.train", "TrainConfig"),
+    "finetune_model": ("featx.finetune", "finetune"),
+    "FinetuneConfig": ("featx.finetune", "FinetuneConfig"),
     "OptimConfig": ("featx.train", "OptimConfig"),
     "Augment": ("featx.preprocess.augment", "Augment"),
     "evaluate_model": ("featx.evaluate", "evaluate"),
