@@ -132,6 +132,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
             "nothing to do (--overwrite refits)")
         say(f"manifest:   {paths['manifest']}")
         say(f"metrics:    {paths['metrics']}")
+        if inspect_dir is not None:
+            _inspect(features, test, paths["classifier"], inspect_dir, jobs=jobs, overwrite=overwrite)
         return
     s = result.scores
     held = "held-out rows" if result.config.get("solver") == "sgd" else f"{result.config['cv']}-fold CV"
