@@ -1,8 +1,9 @@
 """Benchmark ``featx finetune`` on a transfer task made here (CPU; prints JSON).
 
-The task: a 10-class synthetic image problem (:mod:`featx.data.synthetic`). ``featx train`` fits
-MiniGoogLeNet on classes 0-4 (the source); that network, as ``keras:RUN/model.keras``, is the
-pretrained backbone for classes 5-9 (the target, few images per class). On the target:
+The task: scikit-learn's digits drawn as small colour images (as ``featx demo`` draws them, random
+ink and background colours). ``featx train`` fits MiniGoogLeNet on the digits 0-4 (the source);
+that network, as ``keras:RUN/model.keras``, is the pretrained backbone for the digits 5-9 (the
+target, few training images per class). On the target:
 
 * ``probe``: features (featx extract) + logistic regression (featx fit), scored on the test split;
 * ``lpft``: ``featx finetune --head CLF`` (the head starts at the probe, then everything trains);
@@ -46,12 +47,27 @@ def _store(path, x, y, names):
     return str(path)
 
 
-def _split(per_class, size, classes, seed):
-    from featx.data.synthetic import synthetic_images
+def _digits(size: int, seed: int = 0):
+    """All 1,797 digits as (N, size, size, 3) uint8 colour images and their labels."""
+    import cv2
+    from sklearn.datasets import load_digits
 
-    x, y = synthetic_images(per_class * 10, size, 10, seed=seed)
-    keep = np.isin(y, classes)
-    return x[keep], (y[keep] - classes[0]).astype(np.int64)
+    d = load_digits()
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(d.images), size, size, 3), np.uint8)
+    for i, img in enumerate(d.images):
+        mask = np.clip(cv2.resize((img / 16.0).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC), 0, 1)
+        mask = np.roll(mask, tuple(rng.integers(-size // 10, size // 10 + 1, 2)), axis=(0, 1))
+        fg, bg = rng.integers(120, 256, 3), rng.integers(0, 90, 3)
+        rgb = bg[None, None] * (1 - mask[..., None]) + fg[None, None] * mask[..., None] + rng.normal(0, 6, (size, size, 3))
+        out[i] = np.clip(rgb, 0, 255).astype(np.uint8)
+    return out, d.target.astype(np.int64)
+
+
+def _take(x, y, classes, start, count):
+    """Rows ``start:start+count`` of each class in ``classes`` (relabelled 0..)."""
+    idx = np.concatenate([np.flatnonzero(y == c)[start:start + count] for c in classes])
+    return x[idx], (y[idx] - classes[0]).astype(np.int64)
 
 
 def _cli(args):
@@ -78,30 +94,37 @@ def _steady_rate(run, rows) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source-per-class", type=int, default=120)
-    ap.add_argument("--target-per-class", type=int, default=24)
+    ap.add_argument("--source-per-class", type=int, default=150, help="source digits per class (of ~180)")
+    ap.add_argument("--target-per-class", type=int, default=25, help="target training digits per class")
     ap.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (and source training epochs)")
     ap.add_argument("--size", type=int, default=20, help="stored side (network input 16)")
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--lr", type=float, default=None, help="fine-tuning peak learning rate [default: featx finetune's]")
+    ap.add_argument("--lpft-lrs", default="3e-5", help="extra LP-FT runs at these learning rates (comma-separated)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     d = Path(a.out or tempfile.mkdtemp(prefix="bench_ft_"))
     d.mkdir(parents=True, exist_ok=True)
-    names = [f"t{i}" for i in range(5)]
-    src = _store(d / "src.h5", *_split(a.source_per_class, a.size, [0, 1, 2, 3, 4], 0), [f"s{i}" for i in range(5)])
-    tr = _store(d / "train.h5", *_split(a.target_per_class, a.size, [5, 6, 7, 8, 9], 1), names)
-    va = _store(d / "val.h5", *_split(a.target_per_class, a.size, [5, 6, 7, 8, 9], 2), names)
-    te = _store(d / "test.h5", *_split(2 * a.target_per_class, a.size + 4, [5, 6, 7, 8, 9], 3), names)
+    x, y = _digits(a.size)  # every split at one stored side: the network's input is the stored side
+    src_cls, tgt = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+    names = [str(c) for c in tgt]
+    src = _store(d / "src.h5", *_take(x, y, src_cls, 0, a.source_per_class), [str(c) for c in src_cls])
+    n, v = a.target_per_class, 25
+    tr = _store(d / "train.h5", *_take(x, y, tgt, 0, n), names)
+    va = _store(d / "val.h5", *_take(x, y, tgt, n, v), names)
+    te = _store(d / "test.h5", *_take(x, y, tgt, n + v, 1000), names)
     from featx.store import open_store
 
     with open_store(tr) as r:
         n_train = len(r)
     common = ["--batch-size", 32, "--no-progress"]
-    out = {"task": {"source_images": a.source_per_class * 5, "target_train": n_train, "classes": 5,
-                    "stored_px": a.size, "input_px": 16, "epochs": a.epochs, "lr": a.lr}}
+    with open_store(te) as r:
+        n_test = len(r)
+    out = {"task": {"data": "sklearn digits 0-4 -> 5-9", "source_images": a.source_per_class * 5,
+                    "target_train": n_train, "target_val": 5 * v, "target_test": n_test, "classes": 5,
+                    "stored_px": a.size, "input_px": 16, "epochs": a.epochs}}
     secs = {}
     secs["source_train"] = _cli(["train", "minigooglenet", "--train", src, "-o", d / "src", "--input-size", 16,
-                                 "--epochs", a.epochs + 2, "--keep", "last", *common])
+                                 "--epochs", a.epochs, "--keep", "last", *common])
     spec = f"keras:{d / 'src' / 'model.keras'}"
     t = time.perf_counter()
     for split, path in (("train", tr), ("val", va), ("test", te)):
@@ -110,16 +133,24 @@ def main(argv=None):
     _cli(["evaluate", d / "clf.pkl", "--data", d / "f_test.h5"])
     secs["probe"] = time.perf_counter() - t
     acc = {"probe": _rank1(d / "clf.eval.json")}
+    from featx.finetune import FINETUNE_LR
+
+    lr = a.lr or FINETUNE_LR
+    out["task"]["lr"] = lr
     arms = {"lpft": ["--head", d / "clf.pkl"], "random_head_ft": ["--head-epochs", 0], "head_then_ft": []}
+    arms_lr = dict.fromkeys(arms, lr)
+    for extra_lr in [float(v) for v in a.lpft_lrs.split(",") if v]:
+        arms[f"lpft_lr{extra_lr:g}"] = ["--head", d / "clf.pkl"]
+        arms_lr[f"lpft_lr{extra_lr:g}"] = extra_lr
     starts = {}
     for arm, extra in arms.items():
         run = d / arm
-        secs[arm] = _cli(["finetune", spec, "--train", tr, "--val", va, "-o", run, "--epochs", a.epochs, "--lr", a.lr,
-                          *extra, *common])
+        secs[arm] = _cli(["finetune", spec, "--train", tr, "--val", va, "-o", run, "--epochs", a.epochs,
+                          "--lr", arms_lr[arm], *extra, *common])
         _cli(["evaluate", run, "--data", te, "--no-progress"])
         acc[arm] = _rank1(run / "eval.json")
         conf = json.loads((run / "config.json").read_text())
-        starts[arm] = {"val_accuracy_at_start": conf["start"]["val_accuracy"], "kept_epoch": conf["kept_epoch"],
+        starts[arm] = {"lr": arms_lr[arm], "val_accuracy_at_start": conf["start"]["val_accuracy"], "kept_epoch": conf["kept_epoch"],
                        "best_val_accuracy": max(json.loads((run / "history.json").read_text())["val_accuracy"])}
     out["test_rank1"] = acc
     out["finetune_runs"] = starts
