@@ -251,3 +251,24 @@ def test_export_folder_with_a_modified_model_is_refused(exported, tmp_path):
     r = CliRunner().invoke(cli, ["predict", str(out), str(out / "labels.txt")])
     assert r.exit_code == 1 and "model.keras was modified after export" in r.output
     assert load_exported(out, format="onnx").format == "onnx"  # the other files are intact
+
+
+def test_a_kerashub_backbone_exports_to_onnx(tmp_path):
+    """A tiny DINOv2 preset: its converter's scale/offset become a layer, and its exact GELU
+    (TensorFlow's Erfc, no ONNX op) is converted as 1 - Erf."""
+    import featx
+    from featx.export import export_model
+    from tests._hub_helpers import TINY_HUB_SIZE, save_tiny_preset
+
+    preset = save_tiny_preset(tmp_path / "dinov2", "dinov2")
+    rng = np.random.default_rng(5)
+    for c, name in enumerate(["blue", "red"]):
+        for i in range(6):
+            save(color_image(rng, w=TINY_HUB_SIZE, h=TINY_HUB_SIZE, tint=2 * c), tmp_path / "imgs" / name / f"{i}.png")
+    featx.extract_features(str(tmp_path / "imgs"), str(tmp_path / "f.h5"), backbone=f"hub:{preset}", progress=False)
+    featx.fit_features(str(tmp_path / "f.h5"), str(tmp_path / "clf.pkl"), test_size=4, jobs=1)
+    res = export_model(tmp_path / "clf.pkl", tmp_path / "out", formats="onnx", progress=False,
+                       check_images=[tmp_path / "imgs"])
+    assert res.record["source"]["backbone"]["preprocessing"] == "imagenet_mean_std"
+    assert res.parity["onnx"]["passed"] and res.parity["onnx"]["max_abs_diff"] < 1e-5
+    assert res.parity["onnx"]["top1_agreement"] == 1.0

@@ -12,6 +12,7 @@ float32 ``(N, C)`` out.
   which lists every captured constant (a ``Normalization`` layer's mean, as in every ``featx
   train`` model) as an extra graph input, so the file cannot run; featx freezes the function first
   (``tf2onnx.tf_loader.from_function``) and converts the frozen graph (``from_graph_def``).
+  TensorFlow's ``Erfc`` (Keras' exact GELU, e.g. in DINOv2) has no ONNX op: it becomes ``1 - Erf``.
 * ``tflite`` (``model.tflite``): ``tf.lite.TFLiteConverter.from_saved_model`` on the
   ``serving_default`` signature, float32, TFLite built-in ops only (no Flex ops, so the LiteRT
   runtime alone runs it). Checked with LiteRT's interpreter (``ai-edge-litert``) when installed,
@@ -127,6 +128,7 @@ def write_onnx(model, path: Path, *, size: int) -> dict:
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen, name="featx_export", input_names=inputs, output_names=outputs,
             tensors_to_rename={inputs[0]: INPUT_NAME, outputs[0]: OUTPUT_NAME},
+            custom_op_handlers={"Erfc": (_erfc_as_one_minus_erf, [])},
         )
     graph = proto.graph
     if [i.name for i in graph.input] != [INPUT_NAME] or [o.name for o in graph.output] != [OUTPUT_NAME]:
@@ -142,6 +144,19 @@ def write_onnx(model, path: Path, *, size: int) -> dict:
     onnx.save(proto, str(path))
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=None)
     return {"opset": opset, "converter": f"tf2onnx {tf2onnx.__version__}"}
+
+
+def _erfc_as_one_minus_erf(ctx, node, name, args):
+    """tf2onnx handler: ``Erfc(x)`` (exact GELU in Keras' TensorFlow ops, e.g. DINOv2's MLPs) has no
+    ONNX op; it becomes ``1 - Erf(x)``."""
+    from tf2onnx import utils
+
+    node.type = "Erf"
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.output[0]))
+    one = ctx.make_const(utils.make_name(f"{node.name}_one"), np.array(1, dtype=dtype))
+    sub = ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{node.name}_erfc"))
+    ctx.replace_inputs(sub, [one.output[0], node.output[0]])
+    return node
 
 
 def write_tflite(savedmodel: Path, path: Path) -> dict:
@@ -167,8 +182,8 @@ def _quiet_converter():
     loggers = [logging.getLogger(n) for n in ("tf2onnx", "tensorflow", "absl")]
     levels = [lg.level for lg in loggers]
     try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+        for lg in loggers:  # a failed conversion is reported by featx in one line
+            lg.setLevel(logging.CRITICAL)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
