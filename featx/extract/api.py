@@ -97,7 +97,7 @@ def extract(
     xla: bool | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
-    decoder: str = "tfdata",
+    decoder: str = "auto",
     slab_rows: int | None = None,
     on_batch: Callable[[int], None] | None = None,
     engine: str = "local",

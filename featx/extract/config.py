@@ -36,7 +36,7 @@ class ExtractConfig:
     resize: str = "aspect"
     mixed_precision: bool | None = None
     xla: bool | None = None
-    decoder: str = "tfdata"
+    decoder: str = "auto"
     engine: str = "local"
     address: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT  # seconds an --address may take to answer
@@ -55,6 +55,9 @@ class ExtractConfig:
         check_resize(self.resize)
         if self.decoder not in DECODERS:
             raise FeatxError(f"decoder must be one of {', '.join(DECODERS)}. Received: decoder={self.decoder!r}")
+        from featx.extract.reader import resolve_decoder
+
+        resolve_decoder(self.decoder)  # tfdata/pool under JAX or PyTorch: one line naming TensorFlow
         if self.engine not in ENGINES:
             raise FeatxError(f"engine must be one of {', '.join(ENGINES)}. Received: engine={self.engine!r}")
         for name in ("workers", "shard_rows", "slab_rows", "max_pixels"):

@@ -53,7 +53,7 @@ def run_local(
     mapper: FeatureMapper,
     batch_size: int,
     resize: str = "aspect",
-    decoder: str = "tfdata",
+    decoder: str = "auto",
     max_pixels: int | None = None,
     overlap: bool = False,
     slab_rows: int | None = None,

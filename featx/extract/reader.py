@@ -1,8 +1,13 @@
-"""Input pipelines that feed the mapper: image files or an images HDF5 -> ``tf.data`` batches.
+"""Input pipelines that feed the mapper: image files or an images HDF5 -> batches.
 
-* :func:`image_dataset`: image files -> ``tf.data`` with parallel decode + resize (featx's own
+* :func:`image_dataset`: image files -> parallel decode + resize (featx's own
   :func:`~featx.data.decode.load_image`: EXIF, gray, CMYK, alpha, 16-bit), in source order,
   batched and prefetched. A file that cannot be decoded yields a blank image and its reason.
+  Decoders: ``threads`` (:func:`featx.data.loader.iter_image_batches`: a thread pool writing
+  into batch buffers, no TensorFlow: the JAX and PyTorch backends' path), ``tfdata`` (the same
+  decode in ``tf.data`` threads; TensorFlow backend only), ``pool`` (a process pool behind
+  ``tf.data``); ``auto`` is ``tfdata`` on TensorFlow, ``threads`` elsewhere. Every decoder gives
+  the same rows, skips and pixels (tests/test_loader.py).
 * :func:`store_dataset`: rows of an images HDF5 written by ``featx build`` -> contiguous batches
   (the file is opened inside the generator, so the dataset can be built in any worker).
 
@@ -18,7 +23,7 @@ import numpy as np
 
 from featx.data.decode import decode_task
 
-DECODERS = ("tfdata", "pool")
+DECODERS = ("auto", "threads", "tfdata", "pool")
 #: Batches decoded ahead of the model.
 PREFETCH_BATCHES = 2
 
@@ -44,22 +49,27 @@ def image_dataset(
     batch_size: int,
     resize: str = "aspect",
     start: int = 0,
-    decoder: str = "tfdata",
+    decoder: str = "auto",
     workers: int | None = None,
     max_pixels: int | None = None,
 ):
     """Decode ``paths[start:]`` to ``size x size`` RGB in parallel; batches in source order.
 
-    ``decoder="tfdata"`` (default, measured faster on 2 cores) decodes in ``tf.data`` threads
-    (``tf.numpy_function``, one call per core, ``deterministic=True``); ``"pool"`` uses featx's
-    process pool (:func:`featx.data.pool.decode_images`) behind a prefetching generator.
+    ``decoder="tfdata"`` decodes in ``tf.data`` threads (``tf.numpy_function``, one call per
+    core, ``deterministic=True``); ``"threads"`` in a thread pool without TensorFlow; ``"pool"``
+    uses featx's process pool (:func:`featx.data.pool.decode_images`) behind a prefetching
+    generator; ``"auto"``: ``tfdata`` on the TensorFlow backend, else ``threads``.
     Images declaring more than ``max_pixels`` pixels are skipped undecoded.
     """
+    decoder = resolve_decoder(decoder)
+    paths = [str(p) for p in paths]
+    if decoder == "threads":
+        from featx.data.loader import iter_image_batches
+
+        return _Batches(iter_image_batches, paths, size=size, batch_size=batch_size, resize=resize, start=start,
+                        workers=workers, max_pixels=max_pixels)
     import tensorflow as tf
 
-    if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}. Received: decoder={decoder!r}")
-    paths = [str(p) for p in paths]
     blank = np.zeros((size, size, 3), np.uint8)
 
     if decoder == "pool":
@@ -96,11 +106,42 @@ def image_dataset(
     return _finish(ds.batch(batch_size))
 
 
+def resolve_decoder(decoder: str) -> str:
+    """``auto`` -> ``tfdata`` on the TensorFlow backend, ``threads`` elsewhere; ``tfdata``/``pool``
+    under another backend: a one-line error naming TensorFlow."""
+    from featx.runtime.backend import configured_backend, require_tensorflow
+
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}. Received: decoder={decoder!r}")
+    if decoder == "auto":
+        return "tfdata" if configured_backend() == "tensorflow" else "threads"
+    if decoder in ("tfdata", "pool"):
+        require_tensorflow(f"decoder {decoder!r} (tf.data)")
+    return decoder
+
+
+class _Batches:
+    """A re-iterable view of a batch generator function (each ``iter`` starts a new pass)."""
+
+    def __init__(self, fn, *args, **kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+
+    def __iter__(self):
+        return iter(self.fn(*self.args, **self.kwargs))
+
+
 def store_dataset(path: str, *, batch_size: int, start: int = 0, stop: int | None = None, offset: int = 0):
     """Batches of rows ``[start, stop)`` of an images HDF5, read as contiguous slabs (file opened inside).
 
     Indices are yielded relative to ``offset`` (a shard starting at row ``offset`` numbers its rows from 0).
+    On the TensorFlow backend a ``tf.data`` pipeline; elsewhere a thread reading one batch ahead.
     """
+    from featx.runtime.backend import configured_backend
+
+    if configured_backend() != "tensorflow":
+        from featx.data.loader import iter_store_batches
+
+        return _Batches(iter_store_batches, path, batch_size=batch_size, start=start, stop=stop, offset=offset)
     import tensorflow as tf
 
     from featx.store import StoreReader
