@@ -69,28 +69,29 @@ def _resolve_run(target: Path) -> tuple[Path, dict | None, Path | None]:
 def predict_images(model, reader, input_size: int, *, ten_crop: bool, batch_size: int, progress=None):
     """Probabilities ``(N, K)`` for every row of an images store, and the seconds the pass took.
 
-    Batches are read in order; each is cast, cropped and scored by one compiled call
-    (``model(x, training=False)`` in a ``tf.function``). Tracing happens on the first batch before
-    the clock starts, so the time is the steady-state cost of the whole pass.
+    Batches are read in order (contiguous slabs, one batch ahead on a thread); each is cast,
+    cropped and scored by one compiled call (``model(x, training=False)`` through
+    :func:`featx.runtime.backend.compile_forward`: a ``tf.function``, ``jax.jit`` or eager
+    PyTorch). Compiling happens on the first batch (and the last partial batch's shape) before the
+    clock starts, so the time is the steady-state cost of the whole pass.
     """
-    import tensorflow as tf
+    from keras import ops
 
+    from featx.data.loader import prefetched
     from featx.preprocess.crop import center_crop
     from featx.preprocess.tencrop import average_crops
     from featx.preprocess.tencrop import ten_crop as make_ten_crops
+    from featx.runtime import backend
 
-    @tf.function(reduce_retracing=True)
     def single(x):
-        return model(center_crop(tf.cast(x, tf.float32), input_size), training=False)
+        return ops.cast(model(center_crop(ops.cast(x, "float32"), input_size), training=False), "float32")
 
-    @tf.function(reduce_retracing=True)
     def tencrop(x):
-        probs = model(make_ten_crops(tf.cast(x, tf.float32), input_size), training=False)
-        return average_crops(tf.cast(probs, tf.float32))
+        probs = model(make_ten_crops(ops.cast(x, "float32"), input_size), training=False)
+        return average_crops(ops.cast(probs, "float32"))
 
-    step = tencrop if ten_crop else single
-    ds = reader.tf_dataset(batch_size, shuffle=False).prefetch(tf.data.AUTOTUNE)
-    first = next(iter(ds.take(1)))[0]
+    step = backend.compile_forward(tencrop if ten_crop else single, jit=backend.backend_name() == "jax", model=model)
+    first = reader.read(0, min(batch_size, len(reader)))
     step(first)  # trace (and build) outside the timed pass
     if len(reader) % batch_size and len(reader) > batch_size:
         step(first[: len(reader) % batch_size])  # the last partial batch's shape, traced too
@@ -99,8 +100,8 @@ def predict_images(model, reader, input_size: int, *, ten_crop: bool, batch_size
                disable=None if progress is None else not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     with bar:
-        for x, _ in ds:
-            out.append(step(x).numpy())
+        for x, _ in prefetched(reader.iter_batches(batch_size)):
+            out.append(backend.to_numpy(step(x)))
             bar.update(int(x.shape[0]))
     seconds = time.perf_counter() - t0
     probs = np.concatenate(out).astype(np.float64)

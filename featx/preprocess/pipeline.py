@@ -1,4 +1,5 @@
-"""HDF5 images store -> ``tf.data`` batches for training and validation.
+"""HDF5 images store -> ``tf.data`` batches for training and validation (TensorFlow backend), or
+the same batches as a ``keras.utils.PyDataset`` (:mod:`featx.preprocess.sequence`) elsewhere.
 
 The store's reader yields contiguous blocks in a new seeded order every epoch, every row once, the
 last partial batch kept (:meth:`featx.store.StoreReader.tf_dataset`). On top of it, a parallel
@@ -20,6 +21,12 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
     return math.ceil(rows / batch_size)
 
 
+def _tf() -> bool:
+    from featx.runtime.backend import configured_backend
+
+    return configured_backend() == "tensorflow"
+
+
 def _with_cardinality(ds, steps: int):
     import tensorflow as tf
 
@@ -39,9 +46,14 @@ def train_dataset(
 ):
     """Shuffled, cropped, augmented float32 ``(x, y)`` batches, reshuffled each epoch (``y``
     one-hot when ``classes`` is given, e.g. for label smoothing)."""
+    aug = augmentation_layers(augment or Augment(enabled=False), seed=seed)
+    if not _tf():
+        from featx.preprocess.sequence import StoreSequence
+
+        return StoreSequence(reader.path, batch_size, input_size, shuffle=True, seed=seed, initial_epoch=initial_epoch,
+                             block_rows=block_rows, crop="random", classes=classes, augment=aug)
     import tensorflow as tf
 
-    aug = augmentation_layers(augment or Augment(enabled=False), seed=seed)
     ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch, block_rows=block_rows)
     ds = _with_cardinality(ds, steps_per_epoch(len(reader), batch_size))
 
@@ -64,6 +76,10 @@ def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop
                  classes: int | None = None):
     """In-order float32 ``(x, y)`` batches, center-cropped to ``input_size`` when ``crop`` (``y``
     one-hot when ``classes`` is given)."""
+    if not _tf():
+        from featx.preprocess.sequence import StoreSequence
+
+        return StoreSequence(reader.path, batch_size, input_size, crop="center" if crop else None, classes=classes)
     import tensorflow as tf
 
     ds = reader.tf_dataset(batch_size, shuffle=False)
@@ -81,9 +97,15 @@ def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop
 def batchnorm_dataset(reader, batch_size: int, input_size: int, *, images: int, seed: int = 0):
     """Float32 image batches for recomputing BatchNorm statistics: about ``images`` training rows
     in a new shuffled order at each pass, center-cropped, not augmented (what the saved model sees)."""
-    import tensorflow as tf
 
     steps = max(1, math.ceil(min(images, len(reader)) / batch_size))
+    if not _tf():
+        from featx.preprocess.sequence import StoreSequence
+
+        return StoreSequence(reader.path, batch_size, input_size, shuffle=True, seed=seed, crop="center",
+                             steps=steps, labels=False), steps
+    import tensorflow as tf
+
     ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed)
 
     def prep(x, y):

@@ -41,19 +41,22 @@ def ten_crop_windows(image_size: tuple[int, int], crop: int) -> list[Window]:
 
 
 def ten_crop(images, crop: int):
-    """``(B, H, W, C)`` -> ``(10 * B, crop, crop, C)``: window-major (all images' window 0 first)."""
-    import tensorflow as tf
+    """``(B, H, W, C)`` -> ``(10 * B, crop, crop, C)``: window-major (all images' window 0 first).
+
+    Written with ``keras.ops``: runs on any Keras backend, inside a compiled function too.
+    """
+    from keras import ops
 
     crops = []
     for win in ten_crop_windows(images.shape[1:3], crop):
         c = images[:, win.y : win.y + crop, win.x : win.x + crop, :]
-        crops.append(tf.reverse(c, axis=[2]) if win.flip else c)
-    return tf.concat(crops, axis=0)
+        crops.append(ops.flip(c, axis=2) if win.flip else c)
+    return ops.concatenate(crops, axis=0)
 
 
 def average_crops(probs, n_crops: int = N_CROPS):
     """``(n_crops * B, K)`` window-major probabilities -> ``(B, K)`` mean over the crops."""
-    import tensorflow as tf
+    from keras import ops
 
-    k = tf.shape(probs)[-1]
-    return tf.reduce_mean(tf.reshape(probs, [n_crops, -1, k]), axis=0)
+    k = probs.shape[-1]
+    return ops.mean(ops.reshape(probs, (n_crops, -1, k)), axis=0)

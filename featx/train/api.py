@@ -404,7 +404,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     if cfg.mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        with dist.strategy.scope():
+        with dist.scope():
             model = _build_model(cfg, conf)
             old_opt = model.optimizer if cfg.from_checkpoint else None
             optimizer = make_optimizer(cfg.optim.scaled(cfg.lr_factor(dist.replicas)), steps_per_epoch=steps,
@@ -433,7 +433,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     if cfg.keep == "best" and va is not None and best_path.exists():
         kept = _best_epoch(hist, cfg.initial_epoch)[0] or done
         if kept != done:
-            with dist.strategy.scope():
+            with dist.scope():
                 model.load_weights(best_path)
     seconds = float(sum(s for s in hist.get("seconds", []) if s))
     size_bytes = _export(model, run.model)

@@ -1,4 +1,6 @@
-"""``tf.distribute`` strategies for ``featx train`` (``--strategy``), and CPU logical devices.
+"""Distribution for ``featx train`` (``--strategy``) on each Keras backend, and CPU logical devices.
+
+TensorFlow (``tf.distribute``):
 
 * ``one``: TensorFlow's default strategy (one device: the first GPU, else the CPU);
 * ``mirrored``: ``tf.distribute.MirroredStrategy`` over the local GPUs (over the logical CPU
@@ -8,6 +10,18 @@
 * ``multiworker`` (several machines): refused. ``MultiWorkerMirroredStrategy`` fails under Keras 3
   (``ValueError: Attempt to convert a value (PerReplica...)``, keras-team/keras#20585, reproduced
   here with two localhost workers and ``TF_CONFIG``, TensorFlow 2.21 / Keras 3.15).
+
+JAX (``keras.distribution``):
+
+* ``one``: no distribution (the first device); ``auto``: ``DataParallel`` over the local devices
+  when there are several, else ``one``;
+* ``multiworker``: ``keras.distribution.initialize()`` (the coordinator, process count and id come
+  from ``KERAS_DISTRIBUTION_JOB_ADDRESSES``/``_NUM_PROCESSES``/``_PROCESS_ID``, or a cluster
+  JAX detects) then ``DataParallel`` over every process's devices: one process per host, each
+  reading its own shard of the batches;
+* ``mirrored``: a ``tf.distribute`` strategy: refused in one line naming TensorFlow.
+
+PyTorch: ``one`` (and ``auto``) only.
 
 ``cpu_devices=N`` splits the CPU into N logical devices: a testing aid that lets the mirrored
 path run on a machine without GPUs (it does not make training faster: the devices share the
@@ -30,11 +44,20 @@ MULTIWORKER_REFUSAL = (
 
 
 def check_strategy(name: str) -> None:
-    """Raise a :class:`ParameterError` (param ``strategy``) unless ``name`` can be used here."""
+    """Raise a :class:`ParameterError` (param ``strategy``) unless ``name`` can be used with this backend."""
+    from featx.runtime.backend import configured_backend, needs_tensorflow_message
+
     if name not in STRATEGIES:
         raise ParameterError("strategy", f"strategy must be one of {', '.join(STRATEGIES)}. Received: {name!r}")
-    if name == "multiworker":
-        raise ParameterError("strategy", MULTIWORKER_REFUSAL)
+    backend = configured_backend()
+    if backend == "tensorflow" and name == "multiworker":
+        raise ParameterError("strategy", MULTIWORKER_REFUSAL + "; with KERAS_BACKEND=jax, 'multiworker' runs on keras.distribution")
+    if backend != "tensorflow" and name == "mirrored":
+        raise ParameterError("strategy", needs_tensorflow_message("strategy 'mirrored' (tf.distribute.MirroredStrategy)", backend)
+                             + (" (or use 'auto' / 'multiworker': keras.distribution)" if backend == "jax" else ""))
+    if backend not in ("tensorflow", "jax") and name == "multiworker":
+        raise ParameterError("strategy", f"strategy 'multiworker' needs the JAX backend (keras.distribution); "
+                             f"this featx runs Keras on {backend}: run it with KERAS_BACKEND=jax")
 
 
 def configure_cpu_devices(n: int | None) -> None:
@@ -45,6 +68,14 @@ def configure_cpu_devices(n: int | None) -> None:
     """
     if n is None:
         return
+    from featx.runtime.backend import configured_backend
+
+    if configured_backend() == "jax":
+        _jax_cpu_devices(n)
+        return
+    if configured_backend() != "tensorflow":
+        raise FeatxError(f"cpu_devices applies to the TensorFlow and JAX backends. Received: cpu_devices={n} "
+                         f"with KERAS_BACKEND={configured_backend()}")
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -63,23 +94,59 @@ def configure_cpu_devices(n: int | None) -> None:
         ) from None
 
 
+def _jax_cpu_devices(n: int) -> None:
+    """JAX: ``--xla_force_host_platform_device_count=n`` (read when JAX's CPU backend starts)."""
+    import os
+    import sys
+
+    flag = f"--xla_force_host_platform_device_count={int(n)}"
+    flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+    os.environ["XLA_FLAGS"] = " ".join([*flags, flag])
+    if "jax" in sys.modules:
+        import jax
+
+        have = len(jax.devices("cpu"))
+        if have != n:
+            raise FeatxError(
+                f"cpu_devices={n}: JAX already started with {have} CPU device(s) in this process; "
+                "split the CPU at the start of a new process"
+            )
+
+
 @dataclass(frozen=True)
 class Distribution:
-    """A resolved strategy: its name (``one`` or ``mirrored``), the ``tf.distribute`` object, the
+    """A resolved strategy: its name (``one``, ``mirrored`` or ``multiworker``), the backend's
+    object (a ``tf.distribute`` strategy or a ``keras.distribution`` distribution, or None), the
     devices it replicates over and their count."""
 
     name: str
     strategy: object
     devices: tuple[str, ...]
+    backend: str = "tensorflow"
 
     @property
     def replicas(self) -> int:
-        return int(self.strategy.num_replicas_in_sync)
+        if self.backend == "tensorflow":
+            return int(self.strategy.num_replicas_in_sync)
+        return len(self.devices)
+
+    def scope(self):
+        """Where models and optimizers are built: the strategy's or distribution's scope."""
+        import contextlib
+
+        if self.strategy is None:
+            return contextlib.nullcontext()
+        return self.strategy.scope()
 
 
 def resolve_strategy(name: str) -> Distribution:
     """The strategy for ``name`` on this machine (see the module docstring)."""
     check_strategy(name)
+    from featx.runtime.backend import configured_backend
+
+    backend = configured_backend()
+    if backend != "tensorflow":
+        return _keras_distribution(name, backend)
     import tensorflow as tf
 
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
@@ -91,3 +158,39 @@ def resolve_strategy(name: str) -> Distribution:
     devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
     strategy = tf.distribute.MirroredStrategy(devices=devices)
     return Distribution("mirrored", strategy, tuple(devices))
+
+
+def _keras_distribution(name: str, backend: str) -> Distribution:
+    """JAX: ``keras.distribution.DataParallel`` (``multiworker``: across processes); PyTorch: one device."""
+    if backend != "jax":
+        return Distribution("one", None, ("device:0",), backend)
+    import jax
+    import keras
+
+    if name == "multiworker":
+        try:
+            keras.distribution.initialize()
+        except Exception as e:  # noqa: BLE001 - jax raises RuntimeError/ValueError for a bad cluster spec
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise FeatxError(
+                f"strategy 'multiworker': keras.distribution.initialize failed ({type(e).__name__}: {first}); set "
+                "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID"
+            ) from None
+    devices = keras.distribution.list_devices()
+    if name == "auto":
+        name = "multiworker" if jax.process_count() > 1 else ("mirrored" if len(devices) > 1 else "one")
+    if name == "one":
+        return Distribution("one", None, (str(devices[0]),), backend)
+    dist = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(dist)
+    return Distribution("data_parallel" if name == "mirrored" else name, _DistScope(dist), tuple(map(str, devices)), backend)
+
+
+class _DistScope:
+    """A ``keras.distribution`` distribution with the ``scope()`` of a ``tf.distribute`` strategy."""
+
+    def __init__(self, dist):
+        self.dist = dist
+
+    def scope(self):
+        return self.dist.scope()

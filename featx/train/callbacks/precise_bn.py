@@ -19,6 +19,8 @@ an epoch that had no validation.
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 
 
@@ -43,7 +45,7 @@ def recompute_batchnorm(model, dataset, steps: int) -> int:
     momenta = [layer.momentum for layer in layers]
     n = 0
     try:
-        for batch in dataset.take(steps):
+        for batch in itertools.islice(iter(dataset), steps):  # tf.data or a PyDataset
             x = batch[0] if isinstance(batch, tuple | list) else batch
             for layer in layers:
                 layer.momentum = n / (n + 1.0)
@@ -59,7 +61,7 @@ class PreciseBN(keras.callbacks.Callback):
     """Recompute BatchNorm statistics before every validation and at the end of epochs without one.
 
     Args:
-        dataset: a ``tf.data.Dataset`` of training batches in inference preprocessing (no
+        dataset: a ``tf.data.Dataset`` or ``keras.utils.PyDataset`` of training batches in inference preprocessing (no
             augmentation); only its first ``steps`` batches are used.
         steps: batches per recomputation (>= 1).
     """
