@@ -159,9 +159,11 @@ def run_ray(
     workers = result.workers = max(1, min(workers, len(shards)))
     from featx.runtime.backend import configured_backend
 
-    # each actor runs Keras on the driver's backend (fixed when the actor first imports keras)
-    env = {"KERAS_BACKEND": configured_backend()}
-    opts: dict = {"max_concurrency": 2, "runtime_env": {"env_vars": env}}  # run_shard + progress polls
+    opts: dict = {"max_concurrency": 2}  # run_shard + progress polls
+    backend = configured_backend()
+    if backend != "tensorflow" or "KERAS_BACKEND" in os.environ:
+        # each actor runs Keras on the driver's backend (fixed when the actor first imports keras)
+        opts["runtime_env"] = {"env_vars": {"KERAS_BACKEND": backend}}
     if conn.gpus:
         opts["num_gpus"] = 1
         opts["num_cpus"] = min(1.0, conn.cpus / workers)

@@ -43,15 +43,19 @@ def train_dataset(
     initial_epoch: int = 0,
     block_rows: int | None = None,
     classes: int | None = None,
+    shard: tuple[int, int] | None = None,
+    multiple: int = 1,
 ):
     """Shuffled, cropped, augmented float32 ``(x, y)`` batches, reshuffled each epoch (``y``
-    one-hot when ``classes`` is given, e.g. for label smoothing)."""
+    one-hot when ``classes`` is given, e.g. for label smoothing). ``shard``/``multiple``: JAX data
+    parallel only (:class:`featx.preprocess.sequence.StoreSequence`)."""
     aug = augmentation_layers(augment or Augment(enabled=False), seed=seed)
     if not _tf():
         from featx.preprocess.sequence import StoreSequence
 
         return StoreSequence(reader.path, batch_size, input_size, shuffle=True, seed=seed, initial_epoch=initial_epoch,
-                             block_rows=block_rows, crop="random", classes=classes, augment=aug)
+                             block_rows=block_rows, crop="random", classes=classes, augment=aug, shard=shard,
+                             multiple=multiple)
     import tensorflow as tf
 
     ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed, initial_epoch=initial_epoch, block_rows=block_rows)
@@ -73,13 +77,14 @@ def _labels(y, classes: int | None):
 
 
 def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop: bool = True,
-                 classes: int | None = None):
+                 classes: int | None = None, shard: tuple[int, int] | None = None, multiple: int = 1):
     """In-order float32 ``(x, y)`` batches, center-cropped to ``input_size`` when ``crop`` (``y``
     one-hot when ``classes`` is given)."""
     if not _tf():
         from featx.preprocess.sequence import StoreSequence
 
-        return StoreSequence(reader.path, batch_size, input_size, crop="center" if crop else None, classes=classes)
+        return StoreSequence(reader.path, batch_size, input_size, crop="center" if crop else None, classes=classes,
+                             shard=shard, multiple=multiple)
     import tensorflow as tf
 
     ds = reader.tf_dataset(batch_size, shuffle=False)
@@ -94,7 +99,8 @@ def eval_dataset(reader, batch_size: int, input_size: int | None = None, *, crop
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def batchnorm_dataset(reader, batch_size: int, input_size: int, *, images: int, seed: int = 0):
+def batchnorm_dataset(reader, batch_size: int, input_size: int, *, images: int, seed: int = 0,
+                      shard: tuple[int, int] | None = None, multiple: int = 1):
     """Float32 image batches for recomputing BatchNorm statistics: about ``images`` training rows
     in a new shuffled order at each pass, center-cropped, not augmented (what the saved model sees)."""
 
@@ -103,7 +109,7 @@ def batchnorm_dataset(reader, batch_size: int, input_size: int, *, images: int, 
         from featx.preprocess.sequence import StoreSequence
 
         return StoreSequence(reader.path, batch_size, input_size, shuffle=True, seed=seed, crop="center",
-                             steps=steps, labels=False), steps
+                             steps=steps, labels=False, shard=shard, multiple=multiple), steps
     import tensorflow as tf
 
     ds = reader.tf_dataset(batch_size, shuffle=True, seed=seed)

@@ -39,18 +39,25 @@ class StoreSequence(keras.utils.PyDataset):
     ``crop``: ``"random"`` (training), ``"center"`` or ``None``; ``classes``: one-hot labels;
     ``augment``: a Keras layer applied with ``training=True``; ``steps``: batches per epoch
     (default: all rows); ``labels=False`` yields ``x`` only.
+
+    Data parallel (JAX ``keras.distribution``): ``shard=(index, count)`` keeps this process's
+    contiguous part of every global batch (``multiworker``: each process feeds its own devices),
+    and ``multiple`` trims each part to a multiple of the local device count, as sharding needs
+    equal parts: the last partial batch of an epoch can lose up to ``count * multiple - 1`` rows.
     """
 
     def __init__(self, path, batch_size: int, input_size: int | None = None, *, shuffle: bool = False, seed: int = 0,
                  initial_epoch: int = 0, block_rows: int | None = None, crop: str | None = "center",
                  classes: int | None = None, augment=None, steps: int | None = None, labels: bool = True,
-                 workers: int = 2, max_queue_size: int = 4):
+                 workers: int = 2, max_queue_size: int = 4, shard: tuple[int, int] | None = None,
+                 multiple: int = 1):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         from featx.store import StoreReader
 
         self.path, self.batch_size, self.input_size = str(path), int(batch_size), input_size
         self.shuffle, self.seed, self.epoch = bool(shuffle), int(seed), int(initial_epoch)
         self.crop, self.classes, self.augment, self.labels = crop, classes, augment, labels
+        self.shard, self.multiple = shard, max(1, int(multiple))
         with StoreReader(self.path, kind="images") as r:
             self.rows = len(r)
             self.block = r._block_rows(self.batch_size, block_rows)
@@ -123,6 +130,11 @@ class StoreSequence(keras.utils.PyDataset):
 
     def __getitem__(self, i: int):
         x, y = self.rows_of(int(i))
+        if self.shard is not None or self.multiple > 1:
+            index, count = self.shard or (0, 1)
+            per = len(x) // count
+            per -= per % self.multiple
+            x, y = x[index * per : (index + 1) * per], y[index * per : (index + 1) * per]
         x = x.astype(np.float32)
         if self.crop == "random":
             rng = np.random.default_rng((self.seed, self.epoch, int(i)))

@@ -299,8 +299,8 @@ def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool
         from featx.preprocess.mean import load_mean
 
         mean_rgb = load_mean(tr, cfg.mean)
+        dist = resolve_strategy(cfg.strategy)  # first: JAX's multiworker must start before any device query
         accel = resolve_accel(cfg.mixed_precision, cfg.xla)
-        dist = resolve_strategy(cfg.strategy)
         rcfg = cfg.resolve(input_size=info.input_size, accel=accel, strategy=dist.name)
         state = {
             "schema": CONFIG_SCHEMA,
@@ -353,7 +353,7 @@ def _callbacks(cfg: TrainConfig, run: RunDir, tr, va, conf: dict, plan: str, res
     callbacks = [TrainingMonitor(run.curves, run.history, title=f"{cfg.model} ({run.root.name})")]
     if cfg.precise_bn_images:
         ds, steps = batchnorm_dataset(tr, conf["global_batch_size"], cfg.input_size, images=cfg.precise_bn_images,
-                                      seed=cfg.seed + 7919)
+                                      seed=cfg.seed + 7919)  # every process the same rows: equal statistics
         callbacks.append(PreciseBN(ds, steps))
     callbacks.append(EpochCheckpoint(run.checkpoints, every=cfg.checkpoint_every))
     if cfg.keep == "best" and va is not None:
@@ -396,9 +396,10 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     set_random_seed(cfg.seed)
     batch, classes = conf["global_batch_size"], conf["classes"]
     steps = steps_per_epoch(len(tr), batch)
+    shard = dist.data_shard  # JAX data parallel: this process's part of each batch
     train_ds = train_dataset(tr, batch, cfg.input_size, augment=cfg.augment, seed=cfg.seed, initial_epoch=data_epoch,
-                             classes=classes)
-    val_ds = eval_dataset(va, batch, cfg.input_size, classes=classes) if va is not None else None
+                             classes=classes, **shard)
+    val_ds = eval_dataset(va, batch, cfg.input_size, classes=classes, **shard) if va is not None else None
 
     previous_policy = keras.config.dtype_policy()
     if cfg.mixed_precision:

@@ -30,6 +30,7 @@ cores). It must happen before TensorFlow initialises its devices, i.e. at the st
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from featx.errors import FeatxError, ParameterError
@@ -130,6 +131,17 @@ class Distribution:
             return int(self.strategy.num_replicas_in_sync)
         return len(self.devices)
 
+    @property
+    def data_shard(self) -> dict:
+        """How this process reads batches: ``{"shard": (index, count) or None, "multiple": k}``
+        (JAX data parallel: its part of each global batch, trimmed to a multiple of its devices)."""
+        if self.backend != "jax" or self.strategy is None:
+            return {}
+        import jax
+
+        count = jax.process_count()
+        return {"shard": (jax.process_index(), count) if count > 1 else None, "multiple": jax.local_device_count()}
+
     def scope(self):
         """Where models and optimizers are built: the strategy's or distribution's scope."""
         import contextlib
@@ -167,7 +179,16 @@ def _keras_distribution(name: str, backend: str) -> Distribution:
     import jax
     import keras
 
+    from featx.runtime.backend import hide_unloaded_tensorflow
+
+    hide_unloaded_tensorflow()
     if name == "multiworker":
+        if os.environ.get("JAX_PLATFORMS", "").strip().lower() == "cpu" or not _jax_has_gpu_plugin():
+            # CPU-only processes all-reduce through gloo (JAX's default CPU collectives do not cross processes)
+            try:
+                jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            except (AttributeError, ValueError):  # pragma: no cover - another JAX
+                pass
         try:
             keras.distribution.initialize()
         except Exception as e:  # noqa: BLE001 - jax raises RuntimeError/ValueError for a bad cluster spec
@@ -181,9 +202,17 @@ def _keras_distribution(name: str, backend: str) -> Distribution:
         name = "multiworker" if jax.process_count() > 1 else ("mirrored" if len(devices) > 1 else "one")
     if name == "one":
         return Distribution("one", None, (str(devices[0]),), backend)
-    dist = keras.distribution.DataParallel(devices=devices)
+    # several processes: each reads its own part of every batch (featx.preprocess.sequence)
+    dist = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=jax.process_count() == 1)
     keras.distribution.set_distribution(dist)
     return Distribution("data_parallel" if name == "mirrored" else name, _DistScope(dist), tuple(map(str, devices)), backend)
+
+
+def _jax_has_gpu_plugin() -> bool:
+    """Whether a CUDA/ROCm plugin of jaxlib is installed (without starting JAX's backends)."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm_plugin"))
 
 
 class _DistScope:
