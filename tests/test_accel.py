@@ -91,7 +91,7 @@ def test_ray_engine_takes_the_clusters_gpus_not_the_drivers(tmp_path, monkeypatc
             save(color_image(rng, tint=ord(c)), tmp_path / "src" / c / f"{i}.png")
 
     class Cluster:
-        def __init__(self, address=None):
+        def __init__(self, address=None, **kwargs):
             self.gpus, self.cpus = 2, 8.0
 
         def __enter__(self):
