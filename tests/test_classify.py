@@ -239,3 +239,55 @@ def test_binary_problem_like_dogs_vs_cats():
     r = fit_classifier(X, y, label_names=["cat", "dog"], grid=[0.01, 1.0], jobs=1)
     assert r.scores["rank1"] >= 0.95 and r.scores["rank5"] is None  # rank-5 is n/a with 2 classes
     assert r.n_params == 32 + 1
+
+
+def test_cli_skops_classifier_predicts_several_and_nested_folders_within_max_pixels(tmp_path, one_gpu):
+    """README claims through the CLI: ``featx fit --format skops`` and ``featx predict clf.skops``;
+    predict on several folders, one nested; ``--max-pixels`` for extract and predict; with a GPU
+    counted, predict's forward pass takes mixed precision + XLA (the features still classify)."""
+    import featx.extract
+
+    rng = np.random.default_rng(6)
+    src = tmp_path / "imgs"
+    for c, name in enumerate(["blue", "green", "red"]):
+        for i in range(6):
+            save(color_image(rng, tint=2 - c), src / name / f"{name}_{i}.png")
+    save(color_image(rng, w=40, h=40, tint=0), src / "red" / "huge.png")  # 1,600 pixels
+    model = tiny_model(tmp_path / "model.keras")
+    runner = CliRunner()
+    feats = tmp_path / "f.h5"
+    r = runner.invoke(cli, ["extract", str(src), "-o", str(feats), "-b", f"keras:{model}", "--max-pixels", "1000",
+                            "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "skipped red/huge.png: image too large (40x40 = 1,600 pixels > --max-pixels 1,000" in r.output
+    clf = tmp_path / "clf.skops"
+    r = runner.invoke(cli, ["fit", str(feats), "-o", str(clf), "--format", "skops", "--test-size", "6", "--jobs", "1",
+                            "--grid", "0.1,1,10"])
+    assert r.exit_code == 0, r.output
+    assert zipfile.is_zipfile(clf) and json.loads((tmp_path / "clf.manifest.json").read_text())["format"] == "skops"
+
+    a, b = tmp_path / "new_a", tmp_path / "new_b"
+    save(color_image(rng, tint=0), a / "reddish.png")
+    save(color_image(rng, tint=2), b / "deeper" / "down" / "bluish.png")  # nested two levels
+    save(color_image(rng, w=40, h=40, tint=1), b / "big.png")
+    mappers = []
+    real = featx.extract.FeatureMapper
+
+    class Recorded(real):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            mappers.append(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(featx.extract, "FeatureMapper", Recorded)
+        r = runner.invoke(cli, ["predict", str(clf), str(a), str(b), "--max-pixels", "1000", "--top-k", "2",
+                                "--csv", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = {Path(t["path"]).name: t for t in csv.DictReader(fh)}
+    assert sorted(rows) == ["big.png", "bluish.png", "reddish.png"]
+    assert rows["reddish.png"]["label"] == "red" and rows["bluish.png"]["label"] == "blue"
+    assert "image too large (40x40 = 1,600 pixels > --max-pixels 1,000" in rows["big.png"]["error"]
+    assert not rows["big.png"]["label"] and "2 classified, 1 failed" in r.output
+    (m,) = mappers
+    assert m.mixed_precision is True and m.xla is True  # the GPU defaults reach predict's forward pass
