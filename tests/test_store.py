@@ -349,3 +349,35 @@ def test_writer_opens_hdf5_without_chunk_cache_and_closes_it_on_a_write_error(tm
     assert _open_files("f.h5.partial") == [] and _open_files("f.h5") == []
     with open_store(tmp_path / "f.h5") as r:
         np.testing.assert_array_equal(r.data[:, 0], [1, 1, 2, 2, 2, 2])
+
+
+def test_source_key_changes_with_every_part_of_the_content():
+    """The fingerprint that decides "already complete" and "resume": any change of sources, labels,
+    class names or content-defining config must change it (else a rerun reuses a wrong file)."""
+    from featx.store.writer import source_key
+
+    base = source_key(["a", "b"], [0, 1], ["x", "y"], {"k": 1, "j": [2]})
+    assert base == source_key(["a", "b"], [0, 1], ["x", "y"], {"j": [2], "k": 1})  # key order is not content
+    others = [
+        (["a", "c"], [0, 1], ["x", "y"], {"k": 1, "j": [2]}),
+        (["ab", ""], [0, 1], ["x", "y"], {"k": 1, "j": [2]}),  # the same characters, other paths
+        (["a", "b"], [1, 0], ["x", "y"], {"k": 1, "j": [2]}),
+        (["a", "b"], [0, 1], ["x", "z"], {"k": 1, "j": [2]}),  # a class renamed
+        (["a", "b"], [0, 1], ["y", "x"], {"k": 1, "j": [2]}),
+        (["a", "b"], [0, 1], ["x", "y"], {"k": 2, "j": [2]}),
+        (["a", "b"], [0, 1], ["x", "y"], {"k": 1, "j": [2], "seed": 0}),
+    ]
+    keys = [source_key(*o) for o in others]
+    assert base not in keys and len(set(keys)) == len(keys)
+    # paths that are not valid UTF-8 (surrogate escapes) hash too
+    assert source_key(["\udcff"], [0], ["x"], {}) != source_key(["\udcfe"], [0], ["x"], {})
+
+
+def test_a_finished_file_with_other_class_names_is_not_reused(tmp_path):
+    kw = dict(kind="features", row_shape=(2,), dtype=np.float32, paths=["a", "b"], labels=[0, 1], config={})
+    with StoreWriter(tmp_path / "f.h5", label_names=["cat", "dog"], **kw) as w:
+        w.add_batch(0, np.zeros((2, 2), np.float32))
+        w.finish()
+    assert StoreWriter(tmp_path / "f.h5", label_names=["cat", "dog"], **kw).done
+    with pytest.raises(OutputExistsError, match="different parameters or sources"):
+        StoreWriter(tmp_path / "f.h5", label_names=["dog", "cat"], **kw)
