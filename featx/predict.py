@@ -55,6 +55,11 @@ def predict_images(
 
     if is_export_dir(classifier):
         return _predict_exported(classifier, inputs, top_k=top_k, batch_size=batch_size, max_pixels=max_pixels)
+    if Path(classifier).is_dir():
+        raise FeatxError(
+            f"{classifier} is a folder without export.json: pass a classifier file from featx fit "
+            "or a folder written by featx export"
+        )
     estimator, manifest = load_classifier(classifier)
     settings = manifest.get("backbone")
     if not settings:

@@ -251,6 +251,9 @@ def test_export_folder_with_a_modified_model_is_refused(exported, tmp_path):
     r = CliRunner().invoke(cli, ["predict", str(out), str(out / "labels.txt")])
     assert r.exit_code == 1 and "model.keras was modified after export" in r.output
     assert load_exported(out, format="onnx").format == "onnx"  # the other files are intact
+    (out / "export.json").unlink()
+    r = CliRunner().invoke(cli, ["predict", str(out), str(out / "labels.txt")])
+    assert r.exit_code == 1 and "is a folder without export.json" in r.output and "Traceback" not in r.output
 
 
 def test_a_kerashub_backbone_exports_to_onnx(tmp_path):
