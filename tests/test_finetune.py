@@ -62,7 +62,7 @@ def task(tmp_path_factory):
         s[split] = _store(d / f"{split}.h5", *_split(n, size, [3, 4, 5], seed), TARGET)
     src = d / "src"
     r = _invoke(["train", TINY, "--train", s["src_train"], "-o", src, "--input-size", 16, "--epochs", 1,
-                 "--batch-size", 16, "--no-progress", "--keep", "last"])
+                 "--batch-size", 16, "--no-progress", "--keep", "last", "--tensorboard", d / "tb_train"])
     assert r.exit_code == 0, r.output
     s["src_model"] = src / "model.keras"
     s["spec"] = f"keras:{s['src_model']}"
@@ -125,8 +125,10 @@ def test_lpft_run_starts_at_the_probe_and_never_scores_below_it(task):
         x, y = r.load()
     acc = float((model.predict(x.astype(np.float32), verbose=0).argmax(1) == y).mean())
     assert acc == pytest.approx(kept_acc, abs=1e-6) and acc >= probe_acc
-    # TensorBoard: epoch summaries of the run
+    # TensorBoard: epoch summaries of the run (and of the featx train run that made the backbone)
     assert list((task["tb"] / "train").glob("events.out.tfevents.*")) and (task["tb"] / "validation").is_dir()
+    assert list((task["dir"] / "tb_train" / "train").glob("events.out.tfevents.*"))
+    assert _conf(task["dir"] / "src")["tensorboard"] == str((task["dir"] / "tb_train").resolve())
 
 
 def test_folded_head_network_equals_the_classifier_before_training(task):
