@@ -380,3 +380,27 @@ def test_disk_full_in_atomic_json_names_the_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert json.loads(target.read_text()) == {"old": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary file left behind
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names the fsynced file through /proc (Linux)")
+def test_disk_full_while_fit_writes_the_classifier_one_line_nothing_half_written(feats, tmp_path, monkeypatch):
+    """ENOSPC from the OS while featx fit writes clf.pkl: one line naming the file, no classifier at
+    its final path, and a rerun with space writes it (README: disk full in fit's classifier)."""
+    out = tmp_path / "models" / "clf.pkl"
+    real_fsync = os.fsync
+
+    def full_for_the_classifier(fd):
+        if "clf.pkl" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_for_the_classifier)
+    line = _one_line_error(_run("fit", feats, "-o", out, *FIT), r"cannot write .*clf\.pkl.*\[Errno 28\] No space left")
+    assert "Traceback" not in line and not out.exists()
+    assert not any(p.name.endswith(".tmp") for p in out.parent.iterdir())  # no temporary file left
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    res = _run("fit", feats, "-o", out, *FIT)
+    assert res.exit_code == 0, res.output
+    from featx.fit import load_classifier
+
+    load_classifier(out)
