@@ -200,10 +200,15 @@ def _how(result) -> str:
         return (f"sgd: {n_c} C values x {n_s} scaler(s) trained together, {c['epochs']} epoch(s) over "
                 f"{c['slabs_read']} slab reads of <= {c['slab_rows']} rows")
     rows = sorted({r.get("rows") for r in result.cv_results if r.get("rows")})
+    loose = (f" (paths at tol {c['path_tol']:g}, each stopped once past its CV peak; the winner refit at "
+             f"--tol {c['tol']:g})" if c.get("path_tol") else "")
+    checks = f"{c['cv']} folds" if not c.get("holdout_rows") else \
+        f"one stratified hold-out of {c['holdout_rows']} rows instead of {c['cv']} folds"
     if len(rows) == 2:  # successive halving
+        first = [r for r in result.cv_results if r.get("rows") == rows[0]]
         last = [r for r in result.cv_results if r.get("rows") == rows[1]]
-        return (f"successive halving: {n_s} scaler(s) x {n_c} C values on {rows[0]} rows, then 1 scaler x "
-                f"{len(last)} C values on all {rows[1]}; {c['cv']} folds each, warm-started C paths, + 1 refit; "
-                f"{_jobs(c['jobs'])}, backend {c['backend']}")
-    return (f"{n_s} scaler(s) x {c['cv']} folds, each fold one warm-started path over {n_c} C values, "
+        return (f"successive halving: {n_s} scaler(s), {len(first)} of {n_s * n_c} (scaler, C) pairs on {rows[0]} rows "
+                f"({c['cv']} folds), then 1 scaler x {len(last)} C values on all {rows[1]} ({checks}); "
+                f"warm-started C paths{loose}, + 1 refit; {_jobs(c['jobs'])}, backend {c['backend']}")
+    return (f"{n_s} scaler(s) x {checks}, each one warm-started path over up to {n_c} C values{loose}, "
             f"+ 1 refit; {_jobs(c['jobs'])}, backend {c['backend']}")

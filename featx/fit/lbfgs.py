@@ -140,6 +140,8 @@ def fit_classifier(
     config = {
         "grid": found.grid,
         "search": found.method,
+        "holdout_rows": found.holdout,
+        "path_tol": found.path_tol,
         "cv": cv,
         "jobs": jobs,
         "backend": backend,

@@ -70,6 +70,17 @@ HALVING_FRACTION = 0.25
 HALVING_MIN_SUBSET = 2000
 HALVING_MIN_ROWS = 6000
 HALVING_WINDOW = 5
+#: lbfgs tolerance along the C paths of the search (at least ``--tol``); only the winner is refit
+#: at ``--tol``. Measured on the hard sets of scripts/bench_fit.py (Fashion-MNIST pixels included):
+#: 2e-3 picks the same C as 1e-3 on every set in 0.45-0.75x the lbfgs iterations; 4e-3 changed
+#: the C of two sets and lost 0.3-0.4 points.
+PATH_TOL = 2e-3
+#: A fold's path stops once this many consecutive C values scored below its best: the accuracy
+#: has passed its peak, and the larger C values (weaker regularization) are the slow fits.
+EARLY_STOP_PATIENCE = 3
+#: One stratified hold-out (the size of one fold) replaces the ``cv`` folds on all rows when its
+#: accuracy's standard error is below the gaps between neighbouring C values on the first rung.
+HOLDOUT_MIN_ROWS = 20000
 #: joblib backends the folds can run under.
 BACKENDS = ("threading", "loky", "ray")
 DEFAULT_BACKEND = "threading"
@@ -88,6 +99,12 @@ class PathResult:
     best_index: int
     coef_init: tuple[np.ndarray, np.ndarray]  # mean fold (coef_, intercept_) at the best C
     converged: bool
+    mean_coefs: list = dataclasses.field(default_factory=list)  # mean fold (coef_, intercept_) per C
+    planned: int = 0  # C values the path was given (more than len(Cs) when every fold stopped early)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.planned > len(self.Cs)
 
     @property
     def best_C(self) -> float:
@@ -106,11 +123,16 @@ def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT
                               warm_start=warm_start)
 
 
-def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, factor=None):
+def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, factor=None, init=None,
+              patience: int | None = None):
     """Fit one fold along ``Cs`` (ascending) with warm starts; accuracy on the held-out rows per C.
 
     ``X[train]`` is one float32 copy of the fold's training rows (the fit needs them contiguous);
     ``factor`` (per column) rescales that copy in place: another scaler of the same features.
+    ``init`` (``coef_``, ``intercept_``) starts the first fit there instead of at zero (used when its
+    shape fits this fold's classes). ``patience``: stop the path once that many consecutive ``C``
+    values scored below the fold's best (the accuracy has passed its peak; the larger ``C`` values
+    are the slow fits); ``None`` walks the whole path.
     """
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
@@ -130,8 +152,13 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
         return right / max(1, len(test))
 
     lr = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
+    if init is not None and init[0] is not None:
+        n_cls = len(np.unique(ytr))
+        if init[0].shape == ((1 if n_cls == 2 else n_cls), Xtr.shape[1]):
+            lr.coef_, lr.intercept_ = init[0].astype(Xtr.dtype), init[1].astype(Xtr.dtype)
     scores, coefs, iters, secs = [], [], [], []
     converged = True
+    best, below = -1.0, 0
     for C in Cs:
         lr.set_params(C=C)
         t0 = time.perf_counter()
@@ -143,24 +170,47 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
         scores.append(accuracy(lr))
         coefs.append((lr.coef_.copy(), lr.intercept_.copy()))
         iters.append(int(np.max(lr.n_iter_)))
+        if scores[-1] > best:
+            best, below = scores[-1], 0
+        elif scores[-1] < best:
+            below += 1
+            if patience is not None and below >= patience:
+                break
     return scores, coefs, iters, secs, converged, lr.classes_
 
 
+def make_splits(y, *, cv: int, seed: int, holdout: float | None = None) -> list:
+    """``cv`` stratified folds, or one stratified hold-out of a ``holdout`` share of the rows."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+
+    if holdout is not None:
+        split = StratifiedShuffleSplit(n_splits=1, test_size=holdout, random_state=seed)
+    else:
+        split = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
+    return list(split.split(np.zeros(len(y)), y))
+
+
 def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, seed: int = 42, jobs: int | None = -1,
-             tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER) -> dict[str, PathResult]:
+             tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, inits: dict | None = None,
+             patience: int | None = None, holdout: float | None = None) -> dict[str, PathResult]:
     """Cross-validated accuracy along the ascending ``Cs`` path, one :class:`PathResult` per entry of
     ``factors`` (name -> per-column factor applied to ``X``'s fold copies, or ``None`` for ``X`` as
-    it is). Every (factor, fold) pair is one joblib task, all dispatched together."""
-    import numpy as np
+    it is). Every (factor, fold) pair is one joblib task, all dispatched together.
+
+    ``inits`` (name -> (coef, intercept)): where each path starts (:func:`fold_path`);
+    ``patience``: early stop of each fold's path past its peak; ``holdout``: one stratified
+    hold-out of that share of the rows instead of ``cv`` folds."""
     from joblib import Parallel, delayed
-    from sklearn.model_selection import StratifiedKFold
 
     factors = {"": None} if factors is None else factors
+    inits = inits or {}
     Cs = sorted(float(c) for c in Cs)
-    folds = list(StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    folds = make_splits(y, cv=cv, seed=seed, holdout=holdout)
     tasks = [(name, tr, te) for name in factors for tr, te in folds]
     outs = Parallel(n_jobs=jobs)(
-        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name])
+        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
+                           init=inits.get(name), patience=patience)
         for name, tr, te in tasks
     )
     return {name: _summarize(Cs, [o for (n, _, _), o in zip(tasks, outs) if n == name]) for name in factors}
@@ -172,9 +222,13 @@ def cv_path(X, y, Cs, **kw) -> PathResult:
 
 
 def _summarize(Cs, out) -> PathResult:
+    """One :class:`PathResult` from the folds of one path; folds stopped early cut every fold's
+    path to the shortest (a C counts only when every fold scored it)."""
     import numpy as np
 
-    scores = np.array([o[0] for o in out])
+    n = min(len(o[0]) for o in out)
+    planned, Cs = len(Cs), list(Cs[:n])
+    scores = np.array([o[0][:n] for o in out])
     mean = scores.mean(axis=0)
     top = mean.max()
     best = int(min(i for i, m in enumerate(mean) if math.isclose(m, top, rel_tol=0, abs_tol=1e-12)))
@@ -182,18 +236,23 @@ def _summarize(Cs, out) -> PathResult:
     if all(np.array_equal(c, classes[0]) for c in classes):
         coef = np.mean([o[1][best][0] for o in out], axis=0)
         intercept = np.mean([o[1][best][1] for o in out], axis=0)
+        coefs = [(np.mean([o[1][i][0] for o in out], axis=0), np.mean([o[1][i][1] for o in out], axis=0))
+                 for i in range(n)]
     else:  # a fold missed a class: the shapes differ, refit from zero
         coef = intercept = None
+        coefs = [(None, None)] * n
     return PathResult(
         Cs=Cs,
         fold_scores=scores,
         mean_scores=mean,
         std_scores=scores.std(axis=0),
-        fit_seconds=np.array([o[3] for o in out]).mean(axis=0),
-        n_iter=np.array([o[2] for o in out]),
+        fit_seconds=np.array([o[3][:n] for o in out]).mean(axis=0),
+        n_iter=np.array([o[2][:n] for o in out]),
         best_index=best,
         coef_init=(coef, intercept),
         converged=all(o[4] for o in out),
+        mean_coefs=coefs,
+        planned=planned,
     )
 
 
