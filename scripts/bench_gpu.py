@@ -59,6 +59,10 @@ def make_jpegs(folder: Path, n: int, side: int, seed: int = 0) -> list[str]:
     return out
 
 
+def log(msg: str) -> None:
+    print(f"[bench_gpu {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def timed(fn, *, seconds: float, min_calls: int = 2) -> tuple[int, float]:
     """Call ``fn`` (which must block until done) until ``seconds`` passed; (calls, seconds)."""
     calls, t0 = 0, time.perf_counter()
@@ -182,7 +186,9 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         files = make_jpegs(Path(tmp) / "jpegs", args.images, side=max(args.size + 32, int(args.size * 1.6)))
+        log("decode")
         out["decode"] = bench_decode(files, args.size, args.batch_size, args.workers)
+        log(f"decode: {out['decode']}; resnet50 model-only and end to end")
         out["resnet50_model_only"], out["resnet50_end_to_end"] = bench_resnet(files, args, policy, accel.gpus)
 
     import scratch_models
@@ -194,10 +200,12 @@ def main(argv=None) -> dict:
                                            input_shape=(args.size, args.size, 3))
         head = keras.layers.Dense(10, activation="softmax", dtype="float32", name="new_head")(base.output)
         ft = keras.Model(base.input, head)
+        log("finetune step")
         out["finetune_step"] = bench_train_step(ft, args.size, 10, args.train_batch, args.seconds, jit)
         for name in ("minigooglenet", "deepergooglenet"):
             info = scratch_models.get_model_info(name)
             size = 32 if args.smoke and name == "minigooglenet" else info.input_size
+            log(f"{name} train step")
             model = scratch_models.create_model(name, input_shape=(size, size, 3), classes=10)
             out[f"{name}_train"] = bench_train_step(model, size, 10, args.train_batch, args.seconds, jit)
     finally:

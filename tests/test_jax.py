@@ -34,15 +34,11 @@ from featx.extract import extract
 from featx.fit import fit_features
 from featx.predict import predict_images
 from featx.runtime.backend import backend_name
-from featx.store import open_store
-
-build(src, work / "data", size=24, val=0.0, test=0.25, progress=False, workers=1)
-extract(src, work / "jax_src.h5", backbone=f"keras:{model_path}", batch_size=8, progress=False)
+build(src, work / "data", size=24, val=0.0, test=0.0, progress=False, workers=1)
+extract(src, work / "jax_src.h5", backbone=f"keras:{model_path}", batch_size=8, progress=False)  # thread loader
 extract(work / "data" / "train.h5", work / "jax_train.h5", backbone=f"keras:{model_path}", batch_size=8,
-        progress=False)
-extract(work / "data" / "test.h5", work / "jax_test.h5", backbone=f"keras:{model_path}", batch_size=8,
-        progress=False)
-fit_features(work / "jax_train.h5", work / "clf.pkl", test=work / "jax_test.h5", cv=2, grid=[0.1, 1.0, 10.0])
+        progress=False)  # an images store
+fit_features(work / "jax_train.h5", work / "clf.pkl", cv=2, grid=[0.1, 1.0, 10.0])
 files = sorted(str(p) for p in Path(src).rglob("*.png"))[:5]
 rows, manifest = predict_images(work / "clf.pkl", files + [str(work / "missing.png")], top_k=2)
 out["predict"] = [[r.label, r.probability, r.error] for r in rows]
