@@ -215,7 +215,7 @@ def main(argv=None) -> dict:
     std = set(getattr(sys, "stdlib_module_names", ()))
     mods = {m.split(".")[0] for m in list(sys.modules)}
     out["third_party_modules"] = sorted(m for m in mods - std if not m.startswith("_") and m not in ("featx", "scratch_models"))
-    print(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1), flush=True)  # flushed: a library exit hook may skip the buffer
     return out
 
 
