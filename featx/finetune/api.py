@@ -259,7 +259,7 @@ def _finetune(cfg: FinetuneConfig, run: RunDir, *, resume, overwrite, verbose, o
                                                f"pass at most {min(h, w)} (the network resizes to the backbone's side itself)")
         accel = resolve_accel(cfg.mixed_precision, cfg.xla)
         dist = resolve_strategy(cfg.strategy)
-        with dist.strategy.scope():
+        with dist.scope():
             backbone = _build_backbone(cfg, accel.mixed_precision)
         if clf is not None:
             check_head_settings(clf[1], backbone.settings, cfg.head)
@@ -343,7 +343,7 @@ def _network(cfg: FinetuneConfig, backbone, classes: int, head, dist, mixed: boo
     if mixed:
         keras.config.set_dtype_policy("mixed_float16")
     try:
-        with dist.strategy.scope():
+        with dist.scope():
             return build_network(backbone, classes, input_size=cfg.input_size, dropout=cfg.dropout, head=head)
     finally:
         keras.config.set_dtype_policy(previous)
@@ -419,7 +419,8 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
         from featx.fit import dense_head
 
         head = dense_head(clf[0], n_classes=classes)
-    val_ds = eval_dataset(va, batch, cfg.input_size, classes=classes) if va is not None else None
+    shard = dist.data_shard  # JAX data parallel: this process's part of each batch
+    val_ds = eval_dataset(va, batch, cfg.input_size, classes=classes, **shard) if va is not None else None
     title = f"{conf['method']} ({run.root.name})"
 
     # ---- phase 1: the head alone
@@ -428,11 +429,11 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
         if clf is not None and "head_check" not in conf:
             conf["head_check"] = _head_check(net, clf[0], va if va is not None else tr, classes, cfg.input_size)
         set_phase(net, "head")
-        with dist.strategy.scope():
+        with dist.scope():
             _compile(net, cfg.head_optim(), steps, e1, 0, cfg, factor)
         data_epoch = run.backup_epoch() or 0
         train_ds = train_dataset(tr, batch, cfg.input_size, augment=cfg.augment, seed=cfg.seed,
-                                 initial_epoch=data_epoch, classes=classes)
+                                 initial_epoch=data_epoch, classes=classes, **shard)
         t0 = time.perf_counter()
         net.model.fit(train_ds, validation_data=val_ds, epochs=e1, initial_epoch=0,
                       callbacks=_callbacks(cfg, run, title), verbose=verbose, shuffle=False)
@@ -448,18 +449,18 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
 
     # ---- phase 2: fine-tune (a fresh network from the start point: the same path after a kill)
     if phase == "head":  # phase 1's network holds the first backbone
-        with dist.strategy.scope():
+        with dist.scope():
             backbone = _build_backbone(cfg, accel.mixed_precision)
     net = _network(cfg, backbone, classes, head, dist, accel.mixed_precision)
     if start_path.exists():
-        with dist.strategy.scope():
+        with dist.scope():
             net.model.load_weights(start_path)
     else:  # the start point is the new network: the probe's head (LP-FT) or a random one
         if clf is not None:
             conf["head_check"] = _head_check(net, clf[0], va if va is not None else tr, classes, cfg.input_size)
         _save_weights(net.model, start_path)
     blocks = set_phase(net, "finetune", cfg.unfreeze)
-    with dist.strategy.scope():
+    with dist.scope():
         _compile(net, cfg.finetune_optim(), steps, total, e1, cfg, factor)
     params, trainable = net.params()
     conf.update(params=params, trainable_params=trainable, unfrozen_blocks=blocks["unfrozen_blocks"],
@@ -477,7 +478,7 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
             threshold = max(threshold, prior) if prior is not None else threshold
     data_epoch = resumed_phase2 if resumed_phase2 is not None else e1
     train_ds = train_dataset(tr, batch, cfg.input_size, augment=cfg.augment, seed=cfg.seed + 1,
-                             initial_epoch=data_epoch, classes=classes)
+                             initial_epoch=data_epoch, classes=classes, **shard)
     t0 = time.perf_counter()
     net.model.fit(train_ds, validation_data=val_ds, epochs=total, initial_epoch=e1,
                   callbacks=_callbacks(cfg, run, title, best_threshold=threshold), verbose=verbose, shuffle=False)
