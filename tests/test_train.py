@@ -139,8 +139,9 @@ _KILLABLE = textwrap.dedent(
 )
 
 
-def _kill_mid_run(tmp_path, run, args, wait_s=180):
-    """Start ``featx ARGS`` in a subprocess with slowed epochs; SIGKILL it after its first backup."""
+def _kill_mid_run(tmp_path, run, args, wait_s=180, while_running=None):
+    """Start ``featx ARGS`` in a subprocess with slowed epochs; SIGKILL it after its first backup
+    (``while_running(proc)`` is called just before the kill, while the run is training)."""
     script = tmp_path / "killable.py"
     script.write_text(_KILLABLE.format(root=str(TESTS.parent)))
     meta = run / "backup" / "training_metadata.json"
@@ -152,6 +153,8 @@ def _kill_mid_run(tmp_path, run, args, wait_s=180):
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             assert time.time() < deadline, "no backup written in time"
             time.sleep(0.05)
+        if while_running is not None:
+            while_running(proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -167,7 +170,15 @@ def test_killed_run_resumes_at_the_right_epoch_with_optimizer_state(stores, tmp_
     register_tiny()
     run = tmp_path / "killed"
     args = _tiny_args(stores, run, "--epochs", "5", "--checkpoint-every", "1", "--optimizer", "adam")
-    _kill_mid_run(tmp_path, run, args)
+
+    def second_run_is_refused(proc):  # featx train itself holds its run folder's lock while it trains
+        import socket
+
+        r = CliRunner().invoke(cli, [*args, "--overwrite"])
+        assert r.exit_code == 1, r.output
+        assert "in use by another featx run" in r.output and f"pid {proc.pid} on host {socket.gethostname()}" in r.output
+
+    _kill_mid_run(tmp_path, run, args, while_running=second_run_is_refused)
     done = len(_history(run)["epoch"])
     assert 1 <= done < 5, "the run must be killed mid-way"
     assert not (run / "model.keras").exists()
