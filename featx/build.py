@@ -129,7 +129,7 @@ def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, work
                 )
                 with bar:
                     for i, img, reason in decode_images(
-                        abs_paths, size=size, resize=resize, start=start, workers=workers, max_pixels=max_pixels
+                        abs_paths, size=size, resize=resize, start=start, workers=workers, max_pixels=max_pixels, engine="threads"
                     ):
                         if img is None:
                             writer.skip(i, reason)

@@ -195,3 +195,29 @@ def test_cli_group_version_help_models():
     assert "[default: 256; x>=8]" in text and "--seed INTEGER Random seed (splits, shuffles). [default: 42]" in text
     r = run("models")
     assert r.exit_code == 0 and "minigooglenet" in r.output and "alexnet" in r.output
+
+
+def test_build_on_threads_writes_the_same_rows_as_the_process_pool(class_folder, tmp_path, monkeypatch):
+    """The thread-pool decode (build's default) stores exactly the pixels, labels, paths and mean
+    of 0.2's process pool for the same input."""
+    import featx.build as build_mod
+    from featx.data import pool
+
+    real = pool.decode_images
+    calls = []
+
+    def processes(paths, **kw):
+        calls.append(kw["engine"])
+        return real(paths, **{**kw, "engine": "processes"})
+
+    assert run("build", class_folder, "-o", tmp_path / "threads", "--size", 16, "-j", 2).exit_code == 0
+    monkeypatch.setattr(build_mod, "decode_images", processes)
+    assert run("build", class_folder, "-o", tmp_path / "procs", "--size", 16, "-j", 2).exit_code == 0
+    assert calls and set(calls) == {"threads"}  # build asks for threads; this run forced processes
+    for split in ("train", "val", "test"):
+        with open_store(tmp_path / "threads" / f"{split}.h5") as a, open_store(tmp_path / "procs" / f"{split}.h5") as b:
+            xa, ya = a.load()
+            xb, yb = b.load()
+            assert xa.dtype == np.uint8 and len(xa) > 0
+            assert xa.tobytes() == xb.tobytes() and np.array_equal(ya, yb) and a.paths == b.paths
+            assert a.mean_rgb == b.mean_rgb
