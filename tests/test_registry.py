@@ -111,7 +111,8 @@ def test_cli_defaults_are_the_library_defaults():
     assert f"default: {DEFAULT_BACKBONE}" in demo and d.backbone == DEFAULT_BACKBONE
     assert f"({DEFAULT_BACKBONE}'s own is {BACKBONES.get_info(DEFAULT_BACKBONE).default_size};" in demo
     extract = _flat(run(cli, ["extract", "--help"]).output)
-    assert f"{', '.join(BACKBONES.list_names())}, or a saved Keras model" in extract
+    assert f"Feature extractor: {', '.join(BACKBONES.list_names())}; a KerasHub preset" in extract
+    assert "or a saved Keras model cut at LAYER" in extract
     assert f"[default: {DEFAULT_BACKBONE}]" in extract
     bad = run(cli, ["demo", "-m", "resnet9000"])
     assert bad.exit_code == 2 and all(n in bad.output for n in MODELS.list_names())
