@@ -85,3 +85,16 @@ def pixel_network(backbone, input_size: int | None = None, *, name: str | None =
         x = layer(x)
     features = backbone.model(x, training=False)
     return keras.Model(inputs, features, name=name or f"{backbone.model.name}_pixels")
+
+
+def batchnorm_layers(model) -> list:
+    """Every BatchNormalization layer of ``model``, nested models included."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif hasattr(layer, "layers"):
+            found.extend(batchnorm_layers(layer))
+    return found

@@ -7,6 +7,7 @@
 Importing this package does not import TensorFlow or Keras.
 """
 
+from featx.backbones.layers import batchnorm_layers
 from featx.finetune.api import FinetuneResult, check_head_settings, finetune
 from featx.finetune.config import (
     BATCH_SIZE,
@@ -20,7 +21,7 @@ from featx.finetune.config import (
     identity_keys,
     parse_unfreeze,
 )
-from featx.finetune.network import Network, batchnorm_layers, build_network, set_phase
+from featx.finetune.network import Network, build_network, set_phase
 
 __all__ = [
     "BATCH_SIZE",

@@ -34,7 +34,7 @@ from featx import __version__
 from featx.errors import FeatxError, OutputExistsError, ParameterError
 from featx.finetune.config import FinetuneConfig, identity_keys
 from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
-from featx.train import CONFIG_SCHEMA, RunDir
+from featx.train import CONFIG_SCHEMA, RunDir, open_images
 from featx.utils import atomic_write_json
 
 __all__ = ["FinetuneResult", "finetune"]
@@ -73,16 +73,6 @@ class FinetuneResult:
 
 
 # ---------------------------------------------------------------------------------------- inputs
-def _open_images(path: str, role: str):
-    from featx.store import open_store
-
-    r = open_store(path, kind="images")
-    if len(r) == 0 or len(r.row_shape) != 3 or r.row_shape[2] != 3:
-        shape = r.row_shape
-        r.close()
-        raise FeatxError(f"{role} file {path} holds {'no rows' if shape else 'no images'}; expected RGB images (H, W, 3)"
-                         if len(shape) == 3 else f"{role} file {path} holds images of shape {shape}; expected (H, W, 3) RGB")
-    return r
 
 
 def _classifier(cfg: FinetuneConfig, label_names: list[str]):
@@ -235,11 +225,11 @@ def _finetune(cfg: FinetuneConfig, run: RunDir, *, resume, overwrite, verbose, o
 
     warnings: list[str] = []
     configure_cpu_devices(cfg.cpu_devices)
-    tr = _open_images(cfg.train, "train")
+    tr = open_images(cfg.train, "train")
     va = None
     try:
         if cfg.val:
-            va = _open_images(cfg.val, "val")
+            va = open_images(cfg.val, "val")
             if va.label_names != tr.label_names:
                 raise FeatxError(f"val labels {va.label_names} differ from train labels {tr.label_names}; "
                                  "use splits written by one featx build")
@@ -524,6 +514,6 @@ def _epoch_rate(hist: dict, rows: int) -> float | None:
 
 
 def _count_bn(net) -> int:
-    from featx.finetune.network import batchnorm_layers
+    from featx.backbones.layers import batchnorm_layers
 
     return len(batchnorm_layers(net.base))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from featx.backbones.layers import batchnorm_layers
 from featx.errors import ParameterError
 
 HEAD_LAYER = "head"
@@ -43,17 +44,6 @@ class Network:
         return int(self.model.count_params()), int(trainable)
 
 
-def batchnorm_layers(model) -> list:
-    """Every BatchNormalization layer of ``model``, nested models included."""
-    import keras
-
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            found.extend(batchnorm_layers(layer))
-    return found
 
 
 def build_network(backbone, classes: int, *, input_size: int | None = None, dropout: float = 0.0,

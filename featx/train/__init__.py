@@ -8,7 +8,7 @@
 * :mod:`~featx.train.api`: :func:`train`, which ties them together.
 """
 
-from featx.train.api import TrainResult, apply_l2, train
+from featx.train.api import TrainResult, apply_l2, open_images, train
 from featx.train.config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES, TrainConfig, identity_keys
 from featx.train.optim import OPTIMIZERS, SCHEDULES, OptimConfig, make_optimizer, make_schedule
 from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir, save_inference_model
@@ -33,6 +33,7 @@ __all__ = [
     "is_run_dir",
     "make_optimizer",
     "make_schedule",
+    "open_images",
     "resolve_strategy",
     "save_inference_model",
     "train",

@@ -87,7 +87,8 @@ def _model_info(name: str):
         raise ParameterError("model", str(e)) from None
 
 
-def _open_images(path: str, role: str):
+def open_images(path: str, role: str):
+    """An images store opened for training (``role``: train or val): rows, RGB (H, W, 3), or one line."""
     from featx.store import open_store
 
     r = open_store(path, kind="images")
@@ -282,11 +283,11 @@ def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool
 
     warnings: list[str] = []
     configure_cpu_devices(cfg.cpu_devices)  # before anything initialises TensorFlow's devices
-    tr = _open_images(cfg.train, "train")
+    tr = open_images(cfg.train, "train")
     va = None
     try:
         if cfg.val:
-            va = _open_images(cfg.val, "val")
+            va = open_images(cfg.val, "val")
             if va.label_names != tr.label_names:
                 raise FeatxError(
                     f"val labels {va.label_names} differ from train labels {tr.label_names}; "

@@ -23,16 +23,7 @@ import itertools
 
 import keras
 
-
-def batchnorm_layers(model) -> list:
-    """Every ``BatchNormalization`` layer of ``model``, nested models included."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            found.extend(batchnorm_layers(layer))
-    return found
+from featx.backbones.layers import batchnorm_layers
 
 
 def recompute_batchnorm(model, dataset, steps: int) -> int:
