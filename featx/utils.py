@@ -71,6 +71,22 @@ def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
 
 
+def read_record(path: str | os.PathLike, schema: str, what: str) -> dict:
+    """A JSON object whose ``schema`` field is ``schema``; one-line errors otherwise.
+
+    ``what`` names the record in the messages (``"metrics file"``, ``"inspect record"``...).
+    """
+    from featx.errors import FeatxError
+
+    try:
+        record = read_json(path)
+    except (OSError, ValueError) as e:
+        raise FeatxError(f"cannot read {what} {path}: {e}") from None
+    if not isinstance(record, dict) or record.get("schema") != schema:
+        raise FeatxError(f"{path} is not a featx {what} (schema {schema})")
+    return record
+
+
 def summarize_skips(skipped: list[dict]) -> str:
     """``"skipped 3 files (2 undecodable image, 1 empty file)"``: counts per reason, details dropped."""
     reasons: dict[str, int] = {}

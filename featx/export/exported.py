@@ -32,17 +32,12 @@ def is_export_dir(path: str | os.PathLike) -> bool:
 def read_export(path: str | os.PathLike) -> dict:
     """``export.json`` of an export folder (one-line errors when missing or not featx's)."""
     from featx.export.api import EXPORT_JSON, SCHEMA
-    from featx.utils import read_json
+    from featx.utils import read_record
 
     p = Path(path) / EXPORT_JSON
     if not p.is_file():
         raise FeatxError(f"{path} has no {EXPORT_JSON}: not a featx export folder (write one with featx export)")
-    try:
-        record = read_json(p)
-    except (OSError, ValueError) as e:
-        raise FeatxError(f"cannot read {p}: {e}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise FeatxError(f"{p} is not a featx export record (schema {SCHEMA})")
+    record = read_record(p, SCHEMA, "export record")
     names = record.get("label_names")
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise FeatxError(f"{p} has no list of label_names")

@@ -33,16 +33,9 @@ INSPECT_JSON = "inspect.json"
 
 def read_inspect(path: str | os.PathLike) -> dict:
     """Read an ``inspect.json``, checking its schema."""
-    from featx.errors import FeatxError
-    from featx.utils import read_json
+    from featx.utils import read_record
 
-    try:
-        record = read_json(path)
-    except (OSError, ValueError) as e:
-        raise FeatxError(f"cannot read inspect results {path}: {e}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise FeatxError(f"{path} is not a featx inspect record (schema {SCHEMA})")
-    return record
+    return read_record(path, SCHEMA, "inspect record")
 
 
 def is_inspect_record(path: str | os.PathLike) -> bool:

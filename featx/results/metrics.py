@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from featx import __version__
-from featx.utils import atomic_write_json, read_json
+from featx.utils import atomic_write_json, read_record
 
 SCHEMA = "featx.metrics/1"
 #: the three transfer paths: features + a linear probe, a fine-tuned backbone, a network from scratch
@@ -124,12 +124,4 @@ def write_metrics(path: str | os.PathLike, record: dict) -> str:
 
 def read_metrics(path: str | os.PathLike) -> dict:
     """Read a metrics JSON, checking its schema."""
-    from featx.errors import FeatxError
-
-    try:
-        record = read_json(path)
-    except (OSError, ValueError) as e:
-        raise FeatxError(f"cannot read metrics {path}: {e}") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise FeatxError(f"{path} is not a featx metrics file (schema {SCHEMA})")
-    return record
+    return read_record(path, SCHEMA, "metrics file")
