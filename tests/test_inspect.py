@@ -279,6 +279,13 @@ def test_fit_inspect_and_the_report_data_health_section(tmp_path):
     assert "leakage: 10 of 100 test rows have a near-duplicate in training; classifier rank-1" in r.output
     rec = json.loads((tmp_path / "health" / "inspect.json").read_text())
     assert rec["label_model"]["C"] == 1.0 and rec["label_model"]["source"] == "classifier"
+    # the same command again: classifier and inspect results reused, nothing rewritten
+    mtime = (tmp_path / "health" / "inspect.json").stat().st_mtime_ns
+    r2 = CliRunner().invoke(cli, ["fit", str(train), "--test", str(test), "-o", str(tmp_path / "clf.pkl"),
+                                  "--grid", "1", "--inspect", str(tmp_path / "health")])
+    assert r2.exit_code == 0, r2.output
+    assert "already complete" in r2.output and f"{tmp_path / 'health'} is already complete" in r2.output
+    assert (tmp_path / "health" / "inspect.json").stat().st_mtime_ns == mtime
     acc = rec["splits"][1]["accuracy"]
     assert acc["rows_without_leaked"] == 90
 

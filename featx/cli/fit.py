@@ -114,7 +114,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     if inspect_dir is not None:  # before minutes of fitting: the folder must be usable
         from featx.inspect import check_output
 
-        check_output(inspect_dir, [features, test], overwrite=overwrite)
+        # an earlier `featx fit --inspect` of these features wrote DIR: a rerun may replace it
+        check_output(inspect_dir, [features, test], overwrite=overwrite or _ours(inspect_dir, features) is not None)
     scalers = SCALERS if scaler == "auto" else (scaler,)
     try:
         result, paths = fit_features(
@@ -133,7 +134,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         say(f"manifest:   {paths['manifest']}")
         say(f"metrics:    {paths['metrics']}")
         if inspect_dir is not None:
-            _inspect(features, test, paths["classifier"], inspect_dir, jobs=jobs, overwrite=overwrite)
+            _inspect(features, test, paths["classifier"], inspect_dir, jobs=jobs, overwrite=overwrite, reused=True)
         return
     s = result.scores
     held = "held-out rows" if result.config.get("solver") == "sgd" else f"{result.config['cv']}-fold CV"
@@ -154,11 +155,44 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         _inspect(features, test, paths["classifier"], inspect_dir, jobs=jobs, overwrite=overwrite)
 
 
-def _inspect(features, test, classifier, out_dir, *, jobs, overwrite) -> None:
-    """``--inspect DIR``: featx inspect on the fit's files, at the fitted C and scaler, over its folds."""
+def _ours(out_dir, features) -> dict | None:
+    """The ``inspect.json`` in ``out_dir`` when ``featx fit --inspect`` wrote it for ``features`` (else None)."""
+    from pathlib import Path
+
+    from featx.errors import FeatxError
+    from featx.inspect import INSPECT_FILES
+    from featx.results.health import read_inspect
+
+    out = Path(out_dir)
+    try:
+        record = read_inspect(out / "inspect.json")
+    except FeatxError:
+        return None
+    config = record.get("config") or {}
+    if not config.get("classifier") or (config.get("features") or [None])[0] != str(Path(features).resolve()):
+        return None
+    return record if all((out / name).is_file() for name in INSPECT_FILES) else None
+
+
+def _inspect(features, test, classifier, out_dir, *, jobs, overwrite, reused=False) -> None:
+    """``--inspect DIR``: featx inspect on the fit's files, at the fitted C and scaler, over its folds.
+
+    A rerun of a finished ``featx fit --inspect`` (the classifier reused, DIR written for it and
+    newer than it) has nothing to do; otherwise DIR is (re)written.
+    """
+    from pathlib import Path
+
     from featx.cli.inspect import print_result
     from featx.inspect import inspect_features
 
+    record = _ours(out_dir, features)
+    if record is not None:
+        clf = Path(classifier).resolve()
+        if (reused and not overwrite and record["config"]["classifier"] == str(clf)
+                and Path(out_dir, "inspect.json").stat().st_mtime_ns >= clf.stat().st_mtime_ns):
+            say(f"{out_dir} is already complete (featx inspect of {classifier}); nothing to do (--overwrite redoes it)")
+            return
+        overwrite = True  # featx fit --inspect's own earlier results for these features
     if test is None:
         warn("no --test file: the held-out rows are a split of the training file, so leakage into them shows as "
              "within-split near-duplicates in DIR/duplicates.csv")
