@@ -164,6 +164,17 @@ def test_features_of_another_image_size_are_refused(exported, tmp_path, data):
     assert not (tmp_path / "c2.pkl").exists()
 
 
+def test_features_of_another_kerashub_preset_version_are_refused(tmp_path, data):
+    """Two versions of one KerasHub preset share name and weights: the resolved handle tells them apart."""
+    X, y = data
+    hub = {"name": "hub:dinov2_small", "weights": "dinov2_small", "image_size": 32, "preprocessing": "none", "dim": 16}
+    v1 = write_features(tmp_path / "v1.h5", X, y, NAMES, backbone={**hub, "preset_handle": "kaggle://keras/dinov2/1"})
+    v2 = write_features(tmp_path / "v2.h5", X, y, NAMES, backbone={**hub, "preset_handle": "kaggle://keras/dinov2/2"})
+    one_line_error(run("fit", v1, "--test", v2, "-o", tmp_path / "c.pkl", "--grid", "1", "--cv", 2, "-j", 1),
+                   "v2.h5", "preset_handle kaggle://keras/dinov2/2 where", "kaggle://keras/dinov2/1")
+    assert not (tmp_path / "c.pkl").exists()
+
+
 def test_nan_features_give_one_line_naming_the_file(exported, tmp_path, data):
     paths, _ = exported
     X, y = data

@@ -35,7 +35,7 @@ DEFAULT_FORMAT = "pickle"
 #: featx's own estimator types that a skops file may hold (plain data, no code runs on load).
 SKOPS_TRUSTED = ("featx.fit.scaling.GlobalScaler",)
 #: Feature settings that must agree between a classifier and the features or images it scores.
-CHECKED_SETTINGS = ("name", "weights", "image_size", "preprocessing", "weights_sha256", "model_sha256")
+CHECKED_SETTINGS = ("name", "weights", "image_size", "preprocessing", "weights_sha256", "model_sha256", "preset_handle")
 
 ZIP_MAGIC = b"PK\x03\x04"
 
