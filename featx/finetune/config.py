@@ -24,7 +24,7 @@ from pathlib import Path
 from featx.constants import DEFAULT_WEIGHTS
 from featx.errors import ParameterError
 from featx.preprocess.augment import DEFAULT_PRESET, Augment
-from featx.train import KEEP, STRATEGIES, OptimConfig, check_strategy
+from featx.train import FREE, NOT_STATE, OptimConfig, RunFields, need
 
 #: head-only epochs without ``head`` (a classifier to start from)
 HEAD_EPOCHS = 2
@@ -38,8 +38,7 @@ FINETUNE_EPOCHS = 5
 BATCH_SIZE = 32
 UNFREEZE_ALL = "all"
 
-_FREE = {"resume": "free"}  # may differ when a run is resumed
-_NOT_STATE = {"state": False}  # not written to the run state
+_FREE, _NOT_STATE = FREE, NOT_STATE
 
 
 def parse_unfreeze(value) -> str | int:
@@ -57,7 +56,7 @@ def parse_unfreeze(value) -> str | int:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(RunFields):
     """Parameters of one fine-tuning run (validated on creation)."""
 
     backbone: str
@@ -90,30 +89,15 @@ class FinetuneConfig:
     tensorboard: str | None = field(default=None, metadata=_FREE)
 
     def __post_init__(self):
-        def need(ok, param, msg):
-            if not ok:
-                raise ParameterError(param, msg)
-
         object.__setattr__(self, "unfreeze", parse_unfreeze(self.unfreeze))
+        self.check_run_fields()
         need(self.epochs >= 1, "epochs", f"epochs must be >= 1. Received: {self.epochs}")
         need(self.head_epochs is None or self.head_epochs >= 0, "head_epochs",
              f"head_epochs must be >= 0. Received: {self.head_epochs}")
-        need(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1. Received: {self.batch_size}")
-        need(self.checkpoint_every >= 1, "checkpoint_every",
-             f"checkpoint_every must be >= 1. Received: {self.checkpoint_every}")
         need(0 <= self.dropout < 1, "dropout", f"dropout must be in [0, 1). Received: {self.dropout}")
-        need(0 <= self.label_smoothing < 1, "label_smoothing",
-             f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
-        need(self.keep in KEEP, "keep", f"keep must be one of {', '.join(KEEP)}. Received: {self.keep!r}")
-        need(self.strategy in STRATEGIES, "strategy",
-             f"strategy must be one of {', '.join(STRATEGIES)}. Received: {self.strategy!r}")
-        check_strategy(self.strategy)
-        need(self.cpu_devices is None or self.cpu_devices >= 1, "cpu_devices",
-             f"cpu_devices must be >= 1. Received: {self.cpu_devices}")
         for name in ("image_size", "input_size"):
             v = getattr(self, name)
             need(v is None or v >= 1, name, f"{name} must be >= 1. Received: {v}")
-        need(isinstance(self.augment, Augment), "augment", f"augment must be an Augment. Received: {self.augment!r}")
         self.head_optim()  # validates head_lr
         self.finetune_optim()  # validates lr, warmup, weight_decay
 
@@ -137,9 +121,6 @@ class FinetuneConfig:
         """Phase 2: AdamW at ``lr`` after a linear ``warmup`` from 0, cosine decay to 0."""
         return OptimConfig(optimizer="adamw", lr=self.lr, schedule="cosine", warmup=self.warmup,
                            weight_decay=self.weight_decay)
-
-    def lr_factor(self, replicas: int) -> float:
-        return float(replicas) if self.lr_scaling else 1.0
 
     def resolve(self, *, image_size: int, input_size: int, accel, strategy: str) -> FinetuneConfig:
         """This config with the backbone's and the network's input sides, ``accel``'s mixed
@@ -180,5 +161,4 @@ class FinetuneConfig:
 
 def identity_keys() -> list[str]:
     """The config fields a resumed run must share with the run it continues."""
-    return [f.name for f in fields(FinetuneConfig)
-            if f.metadata.get("state", True) and f.metadata.get("resume") != "free"]
+    return FinetuneConfig.identity_keys()

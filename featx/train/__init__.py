@@ -9,21 +9,34 @@
 """
 
 from featx.train.api import TrainResult, apply_l2, open_images, train
-from featx.train.config import KEEP, LABEL_SMOOTHING, PRECISE_BN_IMAGES, TrainConfig, identity_keys
+from featx.train.config import (
+    FREE,
+    KEEP,
+    LABEL_SMOOTHING,
+    NOT_STATE,
+    PRECISE_BN_IMAGES,
+    RunFields,
+    TrainConfig,
+    identity_keys,
+    need,
+)
 from featx.train.optim import OPTIMIZERS, SCHEDULES, OptimConfig, make_optimizer, make_schedule
 from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir, save_inference_model
 from featx.train.strategy import STRATEGIES, check_strategy, configure_cpu_devices, resolve_strategy
 
 __all__ = [
     "CONFIG_SCHEMA",
+    "FREE",
     "KEEP",
     "LABEL_SMOOTHING",
+    "NOT_STATE",
     "OPTIMIZERS",
     "PRECISE_BN_IMAGES",
     "SCHEDULES",
     "STRATEGIES",
     "OptimConfig",
     "RunDir",
+    "RunFields",
     "TrainConfig",
     "TrainResult",
     "apply_l2",
@@ -33,6 +46,7 @@ __all__ = [
     "is_run_dir",
     "make_optimizer",
     "make_schedule",
+    "need",
     "open_images",
     "resolve_strategy",
     "save_inference_model",

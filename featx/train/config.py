@@ -27,12 +27,53 @@ PRECISE_BN_IMAGES = 4096
 #: label smoothing unless told otherwise (chosen by measurement: README, "quality")
 LABEL_SMOOTHING = 0.0
 
-_FREE = {"resume": "free"}  # may differ when a run is resumed
-_NOT_STATE = {"state": False}  # not written to the run state (where the run is)
+#: field metadata: may differ when a run is resumed
+FREE = {"resume": "free"}
+#: field metadata: not written to the run state (where the run is)
+NOT_STATE = {"state": False}
+_FREE, _NOT_STATE = FREE, NOT_STATE
+
+
+def need(ok: bool, param: str, msg: str) -> None:
+    """Raise :class:`ParameterError` for ``param`` unless ``ok``."""
+    if not ok:
+        raise ParameterError(param, msg)
+
+
+class RunFields:
+    """What every training run's config shares (``featx train`` and ``featx finetune``).
+
+    A mixin for frozen dataclasses with the fields ``batch_size``, ``checkpoint_every``,
+    ``label_smoothing``, ``keep``, ``strategy``, ``cpu_devices``, ``augment`` and ``lr_scaling``:
+    their checks, the learning-rate factor and the resume identity, written once.
+    """
+
+    def check_run_fields(self) -> None:
+        need(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1. Received: {self.batch_size}")
+        need(self.checkpoint_every >= 1, "checkpoint_every",
+             f"checkpoint_every must be >= 1. Received: {self.checkpoint_every}")
+        need(0 <= self.label_smoothing < 1, "label_smoothing",
+             f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
+        need(self.keep in KEEP, "keep", f"keep must be one of {', '.join(KEEP)}. Received: {self.keep!r}")
+        need(self.strategy in STRATEGIES, "strategy",
+             f"strategy must be one of {', '.join(STRATEGIES)}. Received: {self.strategy!r}")
+        check_strategy(self.strategy)
+        need(self.cpu_devices is None or self.cpu_devices >= 1, "cpu_devices",
+             f"cpu_devices must be >= 1. Received: {self.cpu_devices}")
+        need(isinstance(self.augment, Augment), "augment", f"augment must be an Augment. Received: {self.augment!r}")
+
+    def lr_factor(self, replicas: int) -> float:
+        """The learning-rate multiplier for ``replicas`` (linear scaling rule, unless switched off)."""
+        return float(replicas) if self.lr_scaling else 1.0
+
+    @classmethod
+    def identity_keys(cls) -> list[str]:
+        """The config fields a resumed run must share with the run it continues."""
+        return [f.name for f in fields(cls) if f.metadata.get("state", True) and f.metadata.get("resume") != "free"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RunFields):
     """Parameters of one training run (validated on creation)."""
 
     model: str
@@ -62,25 +103,11 @@ class TrainConfig:
     tensorboard: str | None = field(default=None, metadata=_FREE)  # a log folder for Keras' TensorBoard callback
 
     def __post_init__(self):
-        def need(ok, param, msg):
-            if not ok:
-                raise ParameterError(param, msg)
-
+        self.check_run_fields()
         need(self.epochs >= 1, "epochs", f"epochs must be >= 1. Received: {self.epochs}")
-        need(self.batch_size >= 1, "batch_size", f"batch_size must be >= 1. Received: {self.batch_size}")
-        need(self.checkpoint_every >= 1, "checkpoint_every",
-             f"checkpoint_every must be >= 1. Received: {self.checkpoint_every}")
         need(self.l2 is None or self.l2 >= 0, "l2", f"l2 must be >= 0. Received: {self.l2}")
-        need(0 <= self.label_smoothing < 1, "label_smoothing",
-             f"label_smoothing must be in [0, 1). Received: {self.label_smoothing}")
         need(self.precise_bn_images >= 0, "precise_bn_images",
              f"precise_bn_images must be >= 0 (0: off). Received: {self.precise_bn_images}")
-        need(self.keep in KEEP, "keep", f"keep must be one of {', '.join(KEEP)}. Received: {self.keep!r}")
-        need(self.strategy in STRATEGIES, "strategy",
-             f"strategy must be one of {', '.join(STRATEGIES)}. Received: {self.strategy!r}")
-        check_strategy(self.strategy)
-        need(self.cpu_devices is None or self.cpu_devices >= 1, "cpu_devices",
-             f"cpu_devices must be >= 1. Received: {self.cpu_devices}")
         need(self.input_size is None or self.input_size >= 1, "input_size",
              f"input_size must be >= 1. Received: {self.input_size}")
         need(0 <= self.initial_epoch < self.epochs, "initial_epoch",
@@ -88,7 +115,6 @@ class TrainConfig:
         need(not self.initial_epoch or self.from_checkpoint, "initial_epoch",
              "initial_epoch needs `from_checkpoint` (the weights to start epoch E from)")
         need(isinstance(self.optim, OptimConfig), "optim", f"optim must be an OptimConfig. Received: {self.optim!r}")
-        need(isinstance(self.augment, Augment), "augment", f"augment must be an Augment. Received: {self.augment!r}")
 
     # ------------------------------------------------------------------ derived
     def resolve(self, *, input_size: int, accel, strategy: str) -> TrainConfig:
@@ -116,11 +142,7 @@ class TrainConfig:
         d["model_kwargs"] = dict(self.model_kwargs)
         return d
 
-    def lr_factor(self, replicas: int) -> float:
-        """The learning-rate multiplier for ``replicas`` (linear scaling rule, unless switched off)."""
-        return float(replicas) if self.lr_scaling else 1.0
-
 
 def identity_keys() -> list[str]:
     """The config fields a resumed run must share with the run it continues."""
-    return [f.name for f in fields(TrainConfig) if f.metadata.get("state", True) and f.metadata.get("resume") != "free"]
+    return TrainConfig.identity_keys()
