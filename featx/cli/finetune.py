@@ -14,14 +14,17 @@ from featx.cli.options import (
     overwrite_option,
     parameter_errors,
     progress_option,
+    run_augment_options,
+    run_data_options,
+    run_device_options,
+    run_resume_options,
+    run_saving_options,
     say,
     seed_option,
     warn,
 )
 from featx.constants import DEFAULT_WEIGHTS
 from featx.finetune import BATCH_SIZE, FINETUNE_EPOCHS, FINETUNE_LR, HEAD_EPOCHS, HEAD_LR, WARMUP
-from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
-from featx.train import KEEP, STRATEGIES
 
 
 def _backbone(ctx, param, value):
@@ -33,9 +36,7 @@ def _backbone(ctx, param, value):
 
 @click.command("finetune")
 @click.argument("backbone", callback=_backbone, metavar=f"NAME|{HUB_PREFIX}PRESET|{KERAS_PREFIX}PATH[:LAYER]")
-@click.option("--train", type=click.Path(dir_okay=False), required=True, help="Images file (featx build, or book format).")
-@click.option("--val", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
-@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@run_data_options
 @click.option("--weights", "-w", default=DEFAULT_WEIGHTS, metavar="imagenet|none|FILE",
               help="Backbone weights, as in featx extract (keras: models use their own).")
 @click.option("--image-size", type=click.IntRange(min=8), default=None,
@@ -60,22 +61,10 @@ def _backbone(ctx, param, value):
                    "conv2_block1 ... conv5_block3; keras: models count layers with weights) or all. BatchNorm stays "
                    "frozen in inference mode.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Dropout before the head.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, help="Batch size per replica (device).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",
-              help="As in featx train: auto, one, mirrored (tf.distribute.MirroredStrategy); multiworker is refused.")
-@click.option("--lr-scaling/--no-lr-scaling", default=True, help="Multiply the learning rates by the number of replicas.")
-@click.option("--cpu-devices", type=click.IntRange(min=1), default=None, help="Testing aid: split the CPU into N logical devices.")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0, help="Label smoothing.")
-@click.option("--augment", type=click.Choice(tuple(PRESETS)), default=DEFAULT_PRESET, help="Augmentation preset, as in featx train.")
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [default: the --augment preset's].")
-@click.option("--keep", type=click.Choice(KEEP), default="best",
-              help="model.keras is the best of phase 2's start and epochs by val accuracy (needs --val), or the last epoch.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=5, help="Save checkpoints/epoch_NNN.keras every N epochs.")
-@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
-@click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU].")
-@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
-              help="Write TensorBoard logs (both phases, one timeline) here: tensorboard --logdir DIR.")
-@click.option("--resume", is_flag=True, help="Continue a killed run in RUN_DIR where it stopped (same options).")
+@run_device_options(batch_size=BATCH_SIZE, scaled="the learning rates")
+@run_augment_options(label_smoothing=0.0, overrides=False)
+@run_saving_options(keep_help="model.keras is the best of phase 2's start and epochs by val accuracy (needs --val), or the last epoch.")
+@run_resume_options(tensorboard_help="Write TensorBoard logs (both phases, one timeline) here: tensorboard --logdir DIR.")
 @seed_option
 @overwrite_option
 @progress_option

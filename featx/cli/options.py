@@ -52,6 +52,89 @@ def progress_option(f):
     )(f)
 
 
+# ---------------------------------------------------------------- training runs (train, finetune)
+def _stack(f, options):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+#: ``--strategy`` help, the same for every training command
+STRATEGY_HELP = ("auto: TensorFlow mirrors over more than one GPU, JAX is data parallel over its local devices "
+                 "(keras.distribution), else one device; one; mirrored: tf.distribute.MirroredStrategy (TensorFlow "
+                 "backend); multiworker: keras.distribution across processes (JAX backend; refused under TensorFlow, "
+                 "keras-team/keras#20585).")
+
+
+def run_data_options(f):
+    """``--train``, ``--val`` and ``-o/--out`` of a training run."""
+    return _stack(f, [
+        click.option("--train", type=click.Path(dir_okay=False), required=True,
+                     help="Images file (featx build, or book format)."),
+        click.option("--val", type=click.Path(dir_okay=False), default=None, help="Validation images file."),
+        click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Run folder."),
+    ])
+
+
+def run_device_options(*, batch_size: int, scaled: str = "--lr"):
+    """``--batch-size``, ``--strategy``, ``--lr-scaling``, ``--cpu-devices``, ``--mixed-precision``, ``--xla``."""
+    from featx.train import STRATEGIES
+
+    return lambda f: _stack(f, [
+        click.option("--batch-size", type=click.IntRange(min=1), default=batch_size, help="Batch size per replica (device)."),
+        click.option("--strategy", type=click.Choice(STRATEGIES), default="auto", help=STRATEGY_HELP),
+        click.option("--lr-scaling/--no-lr-scaling", default=True, help=f"Multiply {scaled} by the number of replicas."),
+        click.option("--cpu-devices", type=click.IntRange(min=1), default=None,
+                     help="Testing aid: split the CPU into N logical devices (e.g. to try --strategy mirrored without GPUs)."),
+        click.option("--mixed-precision/--no-mixed-precision", default=None,
+                     help="float16 compute [default: on with a GPU]."),
+        click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU]."),
+    ])
+
+
+def run_saving_options(*, keep_help: str):
+    """``--keep`` and ``--checkpoint-every``."""
+    from featx.train import KEEP
+
+    return lambda f: _stack(f, [
+        click.option("--keep", type=click.Choice(KEEP), default="best", help=keep_help),
+        click.option("--checkpoint-every", type=click.IntRange(min=1), default=5,
+                     help="Save checkpoints/epoch_NNN.keras every N epochs."),
+    ])
+
+
+def run_augment_options(*, label_smoothing: float, overrides: bool):
+    """``--label-smoothing``, ``--augment`` and ``--flip`` (with ``overrides``: ``--rotation``, ``--zoom``, ``--shift``)."""
+    from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
+
+    options = [
+        click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=label_smoothing,
+                     help="Label smoothing of the cross-entropy loss."),
+        click.option("--augment", type=click.Choice(tuple(PRESETS)), default=DEFAULT_PRESET,
+                     help="none; light: small shifts (1/16 of the side) + flips; book: flips, 20 degree rotation, "
+                          "0.15 zoom, 0.1 shifts."),
+        click.option("--flip/--no-flip", default=None, help="Random horizontal flips [default: the --augment preset's]."),
+    ]
+    if overrides:
+        options += [
+            click.option("--rotation", type=click.FloatRange(0, 180, max_open=True), default=None,
+                         help="Random rotation, +/- degrees [default: the preset's]."),
+            click.option("--zoom", type=click.FloatRange(0, 1, max_open=True), default=None,
+                         help="Random zoom, +/- fraction [default: the preset's]."),
+            click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=None,
+                         help="Random shift, +/- fraction of the side [default: the preset's]."),
+        ]
+    return lambda f: _stack(f, options)
+
+
+def run_resume_options(*, tensorboard_help: str):
+    """``--tensorboard`` and ``--resume``."""
+    return lambda f: _stack(f, [
+        click.option("--tensorboard", type=click.Path(file_okay=False), default=None, help=tensorboard_help),
+        click.option("--resume", is_flag=True, help="Continue a killed run in RUN_DIR where it stopped (same options)."),
+    ])
+
+
 class RegistryChoice(click.Choice):
     """The names in a :class:`featx.registry.Registry`, read when parsed or shown (so entries
     registered after import, by plugins or tests, are accepted and listed).

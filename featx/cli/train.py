@@ -15,13 +15,17 @@ from featx.cli.options import (
     overwrite_option,
     parameter_errors,
     progress_option,
+    run_augment_options,
+    run_data_options,
+    run_device_options,
+    run_resume_options,
+    run_saving_options,
     say,
     scratch_models_registry,
     seed_option,
     warn,
 )
-from featx.preprocess.augment import DEFAULT_PRESET, PRESETS
-from featx.train import KEEP, LABEL_SMOOTHING, OPTIMIZERS, PRECISE_BN_IMAGES, SCHEDULES, STRATEGIES
+from featx.train import LABEL_SMOOTHING, OPTIMIZERS, PRECISE_BN_IMAGES, SCHEDULES
 
 
 def _input_size_help() -> str:
@@ -40,18 +44,10 @@ def _drops(ctx, param, value):
 
 @click.command("train")
 @click.argument("model", type=RegistryChoice(scratch_models_registry))
-@click.option("--train", type=click.Path(dir_okay=False), required=True, help="Images file (featx build).")
-@click.option("--val", type=click.Path(dir_okay=False), default=None, help="Validation images file.")
-@click.option("-o", "--out", type=click.Path(file_okay=False), required=True, help="Run folder.")
+@run_data_options
 @click.option("--input-size", cls=LazyHelpOption, type=click.IntRange(min=1), default=None, help_fn=_input_size_help)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, help="Total epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="Batch size per replica (device).")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default="auto",
-              help="auto: mirrored with more than one GPU, else one device; mirrored: tf.distribute.MirroredStrategy "
-                   "over the local GPUs; multiworker: refused (Keras 3 bug keras-team/keras#20585).")
-@click.option("--lr-scaling/--no-lr-scaling", default=True, help="Multiply --lr by the number of replicas.")
-@click.option("--cpu-devices", type=click.IntRange(min=1), default=None,
-              help="Testing aid: split the CPU into N logical devices (e.g. to try --strategy mirrored without GPUs).")
+@run_device_options(batch_size=64)
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", help="SGD with momentum, Adam or AdamW.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, help="Initial learning rate (per replica).")
 @click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, help="SGD momentum.")
@@ -68,34 +64,17 @@ def _drops(ctx, param, value):
 @click.option("--drop-factor", "factor", type=click.FloatRange(0, 1, min_open=True), default=0.1,
               help="Step schedule factor.")
 @click.option("--l2", type=click.FloatRange(min=0), default=None, help="L2 weight decay on kernels [default: the model's own].")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=LABEL_SMOOTHING,
-              help="Label smoothing of the cross-entropy loss.")
-@click.option("--augment", type=click.Choice(tuple(PRESETS)), default=DEFAULT_PRESET,
-              help="none; light: small shifts (1/16 of the side) + flips; book: flips, 20 degree rotation, "
-                   "0.15 zoom, 0.1 shifts.")
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flips [default: the --augment preset's].")
-@click.option("--rotation", type=click.FloatRange(0, 180, max_open=True), default=None,
-              help="Random rotation, +/- degrees [default: the preset's].")
-@click.option("--zoom", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Random zoom, +/- fraction [default: the preset's].")
-@click.option("--shift", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Random shift, +/- fraction of the side [default: the preset's].")
+@run_augment_options(label_smoothing=LABEL_SMOOTHING, overrides=True)
 @click.option("--precise-bn-images", type=click.IntRange(min=0), default=PRECISE_BN_IMAGES,
               help="Recompute BatchNorm statistics on this many training images before each validation "
                    "and at the end (precise BN); 0: off.")
-@click.option("--keep", type=click.Choice(KEEP), default="best",
-              help="model.keras is the epoch with the best val accuracy (needs --val), or the last epoch.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=5, help="Save checkpoints/epoch_NNN.keras every N epochs.")
+@run_saving_options(keep_help="model.keras is the epoch with the best val accuracy (needs --val), or the last epoch.")
 @click.option("--mean", type=click.Path(dir_okay=False, exists=True), default=None,
               help="mean.json to subtract [default: the train file's means].")
-@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
-@click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU].")
-@click.option("--resume", is_flag=True, help="Continue a killed run in RUN_DIR from its last epoch (same options).")
+@run_resume_options(tensorboard_help="Write TensorBoard logs (loss, accuracy, learning rate per epoch) here: tensorboard --logdir DIR.")
 @click.option("--from-checkpoint", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Start from this checkpoint (.keras), e.g. with a new --lr (the book's restart workflow).")
 @click.option("--initial-epoch", type=click.IntRange(min=0), default=0, help="Epoch the checkpoint ends (with --from-checkpoint).")
-@click.option("--tensorboard", type=click.Path(file_okay=False), default=None,
-              help="Write TensorBoard logs (loss, accuracy, learning rate per epoch) here: tensorboard --logdir DIR.")
 @seed_option
 @overwrite_option
 @progress_option
