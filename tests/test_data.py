@@ -195,3 +195,23 @@ def test_demo_digits_sort_in_numeric_order_and_old_word_folders_are_refused(tmp_
     (tmp_path / "old" / "eight").mkdir(parents=True)
     with pytest.raises(FeatxError, match="older featx"):
         write_digits(tmp_path / "old", per_class=2, size=8)
+
+
+def test_rgb_array_is_pillows_pixels_without_the_pad_byte():
+    """``rgb_array`` reads Pillow's own 4-byte pixels through its Arrow export (no tobytes): the
+    same bytes as ``np.asarray`` for odd sizes, and the ``np.asarray`` fallback for an image kept
+    in several memory blocks and for other modes."""
+    from featx.data import decode
+
+    rng = np.random.default_rng(7)
+    for w, h in [(1, 1), (3, 5), (17, 13), (500, 375)]:
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        assert decode._rgbx_view(img) is not None  # the shared-memory path is the one taken
+        out = decode.rgb_array(img)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+        assert out.tobytes() == np.asarray(img).tobytes()
+    big = Image.new("RGB", (4200, 4100), (3, 200, 77))  # larger than one of Pillow's 16 MiB blocks
+    assert decode._rgbx_view(big) is None
+    assert decode.rgb_array(big).tobytes() == np.asarray(big).tobytes()
+    gray = Image.fromarray(rng.integers(0, 256, (4, 6), dtype=np.uint8))
+    assert decode.rgb_array(gray).shape == (4, 6)  # not RGB: np.asarray as before
