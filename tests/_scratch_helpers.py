@@ -11,6 +11,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 TINY = "tinycnn"
+#: no BatchNorm, no dropout: a training step is a pure function of the weights and the batch
+PLAIN = "tinyplain"
 
 
 def register_tiny() -> str:
@@ -38,6 +40,30 @@ def register_tiny() -> str:
         return keras.Model(inputs, outputs, name=name)
 
     return TINY
+
+
+def register_plain() -> str:
+    """Register ``tinyplain`` (conv-ReLU-GAP-dense, ~150 parameters, no BatchNorm, no dropout):
+    one step on one global batch gives the same weights on any number of replicas."""
+    import keras
+    from keras import layers
+
+    import scratch_models
+    from scratch_models import register_model
+
+    if PLAIN in scratch_models.list_models():
+        return PLAIN
+
+    @register_model(name=PLAIN, description="test-only tiny CNN without BatchNorm", input_size=16,
+                    default_classes=3, feature_layer="gap", min_input_size=4)
+    def tinyplain(input_shape=None, classes=None, *, name=PLAIN):
+        inputs = keras.Input(shape=input_shape or (16, 16, 3), name="input")
+        x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        outputs = layers.Dense(classes or 3, activation="softmax", dtype="float32", name="predictions")(x)
+        return keras.Model(inputs, outputs, name=name)
+
+    return PLAIN
 
 
 def make_stores(tmp, *, size=20, classes=3, n_train=64, n_val=30, n_test=37):
