@@ -152,10 +152,13 @@ def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print, warn: Callable
             # digits are not mirror-symmetric: no flips, gentler rotation
             augment=Augment(flip=False, rotation=10.0),
         )
-        res = train(tc, overwrite=cfg.overwrite, verbose=0 if cfg.progress is False else 2)
+        # an interrupted demo's run continues at its last epoch (a finished one is kept)
+        resume = not cfg.overwrite and (out / "runs" / m / "config.json").exists()
+        res = train(tc, resume=resume, overwrite=cfg.overwrite, verbose=0 if cfg.progress is False else 2)
         runs[m] = (res.run_dir, store)
         last = ", ".join(f"{k} {v:.3f}" for k, v in res.last.items() if isinstance(v, int | float))
-        say(f"      {m}: {res.epochs} epochs in {res.train_seconds:.0f}s{' (kept)' if res.reused else ''}; {last}")
+        how = " (kept)" if res.reused else (f" (resumed after epoch {res.resumed_from})" if res.resumed_from else "")
+        say(f"      {m}: {res.epochs} epochs in {res.train_seconds:.0f}s{how}; {last}")
     if cfg.finetune:
         from featx.finetune import FinetuneConfig, finetune
 

@@ -12,13 +12,40 @@ from featx.report import COLUMNS
 
 
 @pytest.mark.slow
-def test_demo_end_to_end_reports_every_method_and_column(tmp_path, monkeypatch):
+def test_demo_interrupted_then_rerun_continues_and_reports_every_method_and_column(tmp_path, monkeypatch):
+    import keras
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights: the fallback path
     out = tmp_path / "demo"
-    args = ["demo", "-o", str(out), "--per-class", "10", "--epochs", "1", "--extract-size", "32",
+    args = ["demo", "-o", str(out), "--per-class", "10", "--epochs", "2", "--extract-size", "32",
             "-m", "minigooglenet", "--batch-size", "32", "--no-progress"]  # one scratch model: each is the same path
-    r = CliRunner().invoke(cli, args)
+
+    # Ctrl-C in the middle of training, once epoch 1 is backed up (build, extract and fit are done)
+    backup_end = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def interrupted(self, epoch, logs=None):
+        backup_end(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", interrupted)
+        first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 130, first.output
+    assert "interrupted: what was written is kept" in first.output and "Traceback" not in first.output
+    run = out / "runs" / "minigooglenet"
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1] and not (run / "model.keras").exists()
+    assert not (out / "report").exists()
+    finished = [out / "data" / "s40" / f"{s}.h5" for s in ("train", "val", "test")]
+    finished += [out / "features" / "train.h5", out / "features" / "test.h5", out / "models" / "resnet50_lr.pkl"]
+    mtimes = {p: p.stat().st_mtime_ns for p in finished}
+
+    r = CliRunner().invoke(cli, args)  # the same command again: continues where it stopped
     assert r.exit_code == 0, r.output
+    assert {p: p.stat().st_mtime_ns for p in finished} == mtimes, "finished steps are not redone"
+    assert r.output.count("is already complete") == 2 and "already fitted" in r.output
+    assert "minigooglenet: 2 epochs" in r.output and "resumed after epoch 1" in r.output
+    assert json.loads((run / "history.json").read_text())["epoch"] == [1, 2]
     assert "RANDOM-INIT weights" in r.output and "NOT pretrained" in r.output  # loud, in the output
     assert f"report: {out / 'report' / 'report.html'}" in r.output
 
@@ -39,11 +66,6 @@ def test_demo_end_to_end_reports_every_method_and_column(tmp_path, monkeypatch):
     assert any("untrained backbone" in w or "NOT pretrained" in w for w in rep["warnings"])  # and in the report
     html = (out / "report" / "report.html").read_text()
     assert "WARNING" in html and html.count("data:image/png;base64,") == 3
-
-    # rerunning keeps every finished step
-    r2 = CliRunner().invoke(cli, args)
-    assert r2.exit_code == 0, r2.output
-    assert "kept" in r2.output and "already fitted" in r2.output
 
 
 def test_demo_rejects_bad_options(tmp_path):
