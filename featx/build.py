@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from featx import __version__
 from featx.data.decode import check_resize
 from featx.data.discover import Discovery, discover
-from featx.data.pool import decode_images, default_workers
+from featx.data.pool import decode_into_slabs, default_workers
 from featx.data.splits import shuffle_preset, stratified_split
 from featx.errors import FeatxError
 from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
@@ -21,6 +21,10 @@ from featx.store import StoreWriter
 from featx.utils import atomic_write_json, read_json, summarize_skips
 
 SPLITS = ("train", "val", "test")
+#: Rows decoded into one slab buffer and written at once (at most the writer's slab; 64 rows of
+#: 256 px are 12 MiB): small enough that little waits behind the last slab and an interrupt loses
+#: little, large enough that the progress record is rewritten a few times a second at most.
+SLAB_ROWS = 64
 
 
 @dataclass
@@ -127,16 +131,18 @@ def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, work
                     total=len(paths), initial=start, desc=f"build {split}", unit="img",
                     disable=None if progress is None else not progress, dynamic_ncols=True,
                 )
+
+                def emit(first, n, rows, skips, sums, writer=writer, bar=bar):
+                    writer.write_slab(first, n, rows, skips, sums)
+                    bar.update(n)
+
                 with bar:
-                    for i, img, reason in decode_images(
-                        abs_paths, size=size, resize=resize, start=start, workers=workers, max_pixels=max_pixels, engine="threads"
-                    ):
-                        if img is None:
-                            writer.skip(i, reason)
-                        else:
-                            writer.add(i, img)
-                        decoded += 1
-                        bar.update(1)
+                    # decoded straight into slab buffers on `workers` threads; each slab is written
+                    # (HDF5, mean sums, progress record) here while the threads fill the next ones
+                    decoded += decode_into_slabs(
+                        abs_paths, emit, size=size, resize=resize, start=start, workers=workers,
+                        max_pixels=max_pixels, rows=min(writer.slab_rows, SLAB_ROWS), sums=writer.compute_mean,
+                    )
                 writer.finish()
         result.files[split] = writer.path
         result.skipped.extend(

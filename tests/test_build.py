@@ -82,29 +82,32 @@ def test_build_is_reproducible_and_rerun_is_a_no_op(flat_folder, tmp_path):
 
 
 def test_interrupted_build_resumes_to_identical_content(class_folder, tmp_path, monkeypatch):
-    import featx.build as build_mod
-    from featx.data import pool
+    """Stopped while the 10th image of a slab is decoded: the 9 decoded before it are written and
+    recorded (a slab cut short is not lost), the rest is not, and a rerun ends with the content of
+    an uninterrupted build."""
+    from featx.data import decode
 
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     assert run("build", class_folder, "-o", clean, "--size", 8, "-j", 1).exit_code == 0
 
-    real = pool.decode_images
+    real = decode.read_rgb
+    calls = []
 
-    def interrupted(paths, **kw):
-        for n, item in enumerate(real(paths, **kw)):
-            if n == 9:
-                raise KeyboardInterrupt
-            yield item
+    def interrupted(path, **kw):
+        calls.append(path)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+        return real(path, **kw)
 
-    monkeypatch.setattr(build_mod, "decode_images", interrupted)
-    monkeypatch.setattr("featx.store.writer.SLAB_BYTES", 8 * 8 * 3 * 4)  # 4-row slabs
+    monkeypatch.setattr(decode, "read_rgb", interrupted)
+    monkeypatch.setattr("featx.build.SLAB_ROWS", 16)  # the 10th image is inside the first slab
     r = run("build", class_folder, "-o", resumed, "--size", 8, "-j", 1)
     assert r.exit_code == 130 and "rerun the same command to resume" in r.output
     assert not (resumed / "train.h5").exists()
     progress = json.loads((resumed / "train.h5.partial.json").read_text())
-    assert progress["next_index"] == 9 and progress["rows"] == 9  # buffered rows were kept too
+    assert progress["next_index"] == 9 and progress["rows"] == 9  # the slab's decoded rows were kept
 
-    monkeypatch.setattr(build_mod, "decode_images", real)
+    monkeypatch.setattr(decode, "read_rgb", real)
     assert run("build", class_folder, "-o", resumed, "--size", 8, "-j", 1).exit_code == 0
     for split in ("train", "val", "test"):
         with open_store(clean / f"{split}.h5") as x, open_store(resumed / f"{split}.h5") as y:
@@ -197,27 +200,22 @@ def test_cli_group_version_help_models():
     assert r.exit_code == 0 and "minigooglenet" in r.output and "alexnet" in r.output
 
 
-def test_build_on_threads_writes_the_same_rows_as_the_process_pool(class_folder, tmp_path, monkeypatch):
-    """The thread-pool decode (build's default) stores exactly the pixels, labels, paths and mean
-    of 0.2's process pool for the same input."""
-    import featx.build as build_mod
-    from featx.data import pool
+def test_build_slabs_write_the_same_rows_as_the_process_pool(class_folder, tmp_path):
+    """Decoding straight into slab buffers on threads (build's way) stores exactly the pixels,
+    labels, paths, skips and mean of 0.2's process pool (``decode_images``) for the same input,
+    with several slabs and a skipped file inside one."""
+    from featx.data.pool import decode_images
 
-    real = pool.decode_images
-    calls = []
-
-    def processes(paths, **kw):
-        calls.append(kw["engine"])
-        return real(paths, **{**kw, "engine": "processes"})
-
-    assert run("build", class_folder, "-o", tmp_path / "threads", "--size", 16, "-j", 2).exit_code == 0
-    monkeypatch.setattr(build_mod, "decode_images", processes)
-    assert run("build", class_folder, "-o", tmp_path / "procs", "--size", 16, "-j", 2).exit_code == 0
-    assert calls and set(calls) == {"threads"}  # build asks for threads; this run forced processes
-    for split in ("train", "val", "test"):
-        with open_store(tmp_path / "threads" / f"{split}.h5") as a, open_store(tmp_path / "procs" / f"{split}.h5") as b:
-            xa, ya = a.load()
-            xb, yb = b.load()
-            assert xa.dtype == np.uint8 and len(xa) > 0
-            assert xa.tobytes() == xb.tobytes() and np.array_equal(ya, yb) and a.paths == b.paths
-            assert a.mean_rgb == b.mean_rgb
+    (class_folder / "green" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    r = run("build", class_folder, "-o", tmp_path / "out", "--size", 16, "-j", 2, "--val", 0, "--test", 0)
+    assert r.exit_code == 0, r.output
+    with open_store(tmp_path / "out" / "train.h5") as a:
+        x, y = a.load()
+        root = class_folder.resolve()
+        got = list(decode_images([str(root / p) for p in a.paths], size=16, workers=2, engine="processes"))
+        assert x.dtype == np.uint8 and len(x) == 30 and all(img is not None for _, img, _ in got)
+        assert x.tobytes() == np.stack([img for _, img, _ in got]).tobytes()
+        assert [a.label_names[v] for v in y] == [p.split("/")[0] for p in a.paths]
+        np.testing.assert_allclose(a.mean_rgb, x.reshape(-1, 3).mean(axis=0), rtol=0, atol=1e-9)
+    report = json.loads((tmp_path / "out" / "build.json").read_text())
+    assert [s["path"] for s in report["skipped"]] == ["green/broken.jpg"]

@@ -7,6 +7,7 @@ import pytest
 
 from featx.data.loader import iter_image_batches, iter_store_batches, prefetched
 from featx.extract.reader import image_dataset, resolve_decoder, store_dataset
+from tests.conftest import color_image, save
 
 
 def _files(class_folder, tmp_path):
@@ -75,3 +76,50 @@ def test_prefetched_reraises_and_decoder_choice():
     assert resolve_decoder("auto") == "tfdata"  # this suite runs on TensorFlow
     with pytest.raises(ValueError, match="decoder must be one of"):
         resolve_decoder("magic")
+
+
+def test_decode_into_slabs_hands_over_slabs_in_order_and_the_decoded_part_on_failure(tmp_path, rng):
+    """Slabs come in source order with the skipped files left out and listed, exact channel sums,
+    and the buffer's rows equal to ``load_image``; a failure inside a slab first hands over the
+    rows decoded in order before it, then propagates; an error raised by ``emit`` propagates
+    without a second hand-over."""
+    from featx.data import decode
+    from featx.data.decode import load_image
+    from featx.data.pool import decode_into_slabs
+
+    paths = [str(save(color_image(rng, w=20 + i, h=14, tint=i), tmp_path / f"{i:02d}.png")) for i in range(11)]
+    (tmp_path / "05.png").write_bytes(b"")  # skipped inside the second slab
+    got = []
+
+    def emit(first, n, rows, skips, sums):
+        got.append((first, n, rows.copy(), skips, sums))
+
+    assert decode_into_slabs(paths, emit, size=12, start=1, workers=2, rows=4, sums=True) == 10
+    assert [(f, n) for f, n, *_ in got] == [(1, 4), (5, 4), (9, 2)]
+    assert got[1][3] == [(5, "empty file (0 bytes)")] and len(got[1][2]) == 3
+    rows = np.concatenate([g[2] for g in got])
+    want = np.stack([load_image(p, 12) for i, p in enumerate(paths) if i not in (0, 5)])
+    assert rows.tobytes() == want.tobytes()
+    assert [sum(g[4][c] for g in got) for c in range(3)] == want.reshape(-1, 3).sum(axis=0, dtype=np.int64).tolist()
+
+    real, calls = decode.read_rgb, []
+
+    def failing(path, **kw):
+        calls.append(path)
+        if path == paths[6]:
+            raise KeyboardInterrupt
+        return real(path, **kw)
+
+    got.clear()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(decode, "read_rgb", failing)
+        with pytest.raises(KeyboardInterrupt):
+            decode_into_slabs(paths, emit, size=12, workers=1, rows=8)
+    assert [(f, n, len(r), k) for f, n, r, k, _ in got] == [(0, 6, 5, [(5, "empty file (0 bytes)")])]  # 6 failed
+    assert got[0][2].tobytes() == np.stack([load_image(p, 12) for p in paths[:5]]).tobytes()
+
+    def full(first, n, rows, skips, sums):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        decode_into_slabs(paths, full, size=12, workers=2, rows=4)

@@ -40,13 +40,12 @@ CHILD = textwrap.dedent(
     """
 )
 SLOW_BUILD = """
-import featx.build as m
-_decode = m.decode_images
+import featx.data.decode as m
+_read = m.read_rgb
 def _slow(*a, **k):
-    for item in _decode(*a, **k):
-        time.sleep(0.1)
-        yield item
-m.decode_images = _slow
+    time.sleep(0.1)
+    return _read(*a, **k)
+m.read_rgb = _slow
 """
 BLOCK_FIT = """
 import featx.fit.api as m

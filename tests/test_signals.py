@@ -22,11 +22,11 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import featx.data.decode as decode
-    real = decode.load_image
+    real = decode.read_rgb  # every decoding path (build's slabs, extract's readers) reads through it
     def slow(*a, **k):
         time.sleep(0.05)
         return real(*a, **k)
-    decode.load_image = slow
+    decode.read_rgb = slow
     from featx.cli import main
     sys.exit(main(sys.argv[1:]))
     """

@@ -55,6 +55,37 @@ def test_images_round_trip_with_skips_and_mean(tmp_path):
     assert not (tmp_path / "a.h5.partial").exists() and not (tmp_path / "a.h5.partial.json").exists()
 
 
+def test_write_slab_is_add_and_skip_at_once(tmp_path):
+    """``write_slab`` stores what ``add``/``skip`` store (rows, skips, mean, progress per slab), does
+    not keep the caller's buffer, takes given channel sums, and refuses slabs that do not add up."""
+    a = _writer(tmp_path / "a.h5", compute_mean=True, slab_rows=5)
+    for i in range(23):
+        a.skip(i, "bad") if i in (3, 17) else a.add(i, _row(i))
+    a.finish()
+    b = _writer(tmp_path / "b.h5", compute_mean=True)
+    buf = np.empty((8, 4, 4, 3), np.uint8)
+    b.add(0, _row(0))  # rows fed by add() are written first
+    for first in (1, 9, 17):
+        n = min(8, 23 - first)
+        kept = [i for i in range(first, first + n) if i not in (3, 17)]
+        for j, i in enumerate(kept):
+            buf[j] = _row(i)
+        sums = None if first == 1 else buf[: len(kept)].reshape(-1, 3).sum(axis=0).tolist()
+        b.write_slab(first, n, buf[: len(kept)], [(i, "bad") for i in (3, 17) if first <= i < first + n], sums)
+        assert json.loads(b.progress_path.read_text())["next_index"] == first + n
+        buf[:] = 7  # the writer kept no view of it
+    with pytest.raises(ValueError, match="fed in order"):
+        b.write_slab(3, 1, buf[:1])
+    b.finish()
+    with open_store(tmp_path / "a.h5") as x, open_store(tmp_path / "b.h5") as y:
+        assert x.read().tobytes() == y.read().tobytes() and x.paths == y.paths and x.mean_rgb == y.mean_rgb
+        assert x.attrs["n_skipped"] == y.attrs["n_skipped"] == 2
+    c = _writer(tmp_path / "c.h5")
+    with pytest.raises(ValueError, match="do not make sources"):
+        c.write_slab(0, 3, np.zeros((1, 4, 4, 3), np.uint8), [(1, "bad")])
+    c.close()
+
+
 def test_features_round_trip(tmp_path):
     w = _writer(tmp_path / "f.h5", n=10, kind="features", row_shape=(7,), dtype=np.float32,
                 attrs={"backbone": "resnet50", "image_size": 224})

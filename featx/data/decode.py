@@ -196,22 +196,33 @@ def _interpolation(scale: float) -> int:
     return cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
 
 
-def aspect_aware_resize(image: np.ndarray, width: int, height: int | None = None) -> np.ndarray:
-    """Resize the shorter side to the target, then center-crop (the book's AspectAwarePreprocessor)."""
+def aspect_aware_resize(image: np.ndarray, width: int, height: int | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Resize the shorter side to the target, then center-crop (the book's AspectAwarePreprocessor).
+
+    ``out``: a C-contiguous ``(height, width, C)`` uint8 array to write the crop into (returned).
+    """
     height = height or width
     h, w = image.shape[:2]
     scale = max(width / w, height / h)
     nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
     resized = cv2.resize(image, (nw, nh), interpolation=_interpolation(scale))
     top, left = (nh - height) // 2, (nw - width) // 2
-    return np.ascontiguousarray(resized[top : top + height, left : left + width])
+    crop = resized[top : top + height, left : left + width]
+    if out is None:
+        return np.ascontiguousarray(crop)
+    np.copyto(out, crop)
+    return out
 
 
-def plain_resize(image: np.ndarray, width: int, height: int | None = None) -> np.ndarray:
-    """Resize to exactly ``width x height``, ignoring the aspect ratio."""
+def plain_resize(image: np.ndarray, width: int, height: int | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Resize to exactly ``width x height``, ignoring the aspect ratio (into ``out`` when given)."""
     height = height or width
     h, w = image.shape[:2]
-    return cv2.resize(image, (width, height), interpolation=_interpolation(min(width / w, height / h)))
+    resized = cv2.resize(image, (width, height), dst=out, interpolation=_interpolation(min(width / w, height / h)))
+    if out is not None and resized is not out:  # OpenCV wrote elsewhere (it does not for a matching array)
+        np.copyto(out, resized)
+        return out
+    return resized
 
 
 def load_image(
@@ -232,18 +243,40 @@ def load_image(
     return aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
 
 
+def load_image_into(
+    path: str | os.PathLike, out: np.ndarray, resize: str = "aspect", *, max_pixels: int | None = None
+) -> None:
+    """:func:`load_image` of ``path`` at ``out``'s size, written into ``out`` (a C-contiguous
+    ``(size, size, 3)`` uint8 array, e.g. one row of a slab): the same pixels, one copy fewer."""
+    size = out.shape[0]
+    img = read_rgb(path, min_side=size, max_pixels=max_pixels)
+    if img.shape == out.shape:
+        np.copyto(out, img)
+    elif resize == "aspect":
+        aspect_aware_resize(img, size, out=out)
+    elif resize == "plain":
+        plain_resize(img, size, out=out)
+    else:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+
+
+def skip_reason(e: BaseException) -> str:
+    """The reason listed in skip reports for an exception raised while decoding one file."""
+    if isinstance(e, ImageDecodeError):
+        return str(e)
+    if isinstance(e, MemoryError):
+        return "undecodable image (out of memory while decoding)"
+    return f"undecodable image ({type(e).__name__}: {e})"
+
+
 def decode_task(args: tuple) -> tuple[int, np.ndarray | None, str | None]:
     """Worker entry point: ``(index, path, size, resize[, max_pixels]) -> (index, image or None, reason or None)``."""
     index, path, size, resize, *rest = args
     max_pixels = rest[0] if rest else None
     try:
         return index, load_image(path, size, resize, max_pixels=max_pixels), None
-    except ImageDecodeError as e:
-        return index, None, str(e)
-    except MemoryError:
-        return index, None, "undecodable image (out of memory while decoding)"
     except Exception as e:  # noqa: BLE001 - one odd file must not stop a 100k-image build
-        return index, None, f"undecodable image ({type(e).__name__}: {e})"
+        return index, None, skip_reason(e)
 
 
 def init_worker() -> None:

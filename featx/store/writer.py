@@ -141,6 +141,8 @@ class StoreWriter:
         self.resumed_from = 0  # first source index of this run when it resumed an unfinished one
         self._file: h5py.File | None = None
         self._buf: list[np.ndarray] = []
+        self._buf_rows = 0
+        self._buf_sums: list[int] | None = None  # channel sums of _buf given by write_slab
         self._pending_skips: list[dict] = []
         self._pending_next = 0
         self._prepare(overwrite)
@@ -239,7 +241,7 @@ class StoreWriter:
         The partial file and its progress record are kept, so a rerun (with space) resumes.
         """
         f, self._file = self._file, None
-        self._buf = []
+        self._buf, self._buf_rows, self._buf_sums = [], 0, None
         if f is not None:
             try:
                 f.close()
@@ -276,8 +278,30 @@ class StoreWriter:
             raise ValueError(f"sources must be fed in order: expected index {self._pending_next}, got {start}")
         self._pending_next += len(rows)
         self._buf.append(rows.astype(self.dtype, copy=False))
-        if sum(len(b) for b in self._buf) >= self.slab_rows:
+        self._buf_rows += len(rows)
+        if self._buf_rows >= self.slab_rows:
             self.flush()
+
+    def write_slab(self, start: int, n_sources: int, rows: np.ndarray, skips: Sequence[tuple[int, str]] = (),
+                   channel_sums: Sequence[int] | None = None) -> None:
+        """Sources ``start .. start+n_sources-1`` at once: ``rows`` are the images of those not in
+        ``skips`` (``[(index, reason)]``), in order. They are written as one slab and the progress
+        is recorded before this returns; ``rows`` is not kept (the caller may reuse its buffer).
+        ``channel_sums``: their exact per-channel sums when the caller has them (else computed)."""
+        rows = np.asarray(rows)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"row shape {rows.shape[1:]} does not match the store's {self.row_shape}")
+        if start != self._pending_next:
+            raise ValueError(f"sources must be fed in order: expected index {self._pending_next}, got {start}")
+        if len(rows) + len(skips) != n_sources or any(not start <= i < start + n_sources for i, _ in skips):
+            raise ValueError(f"{len(rows)} rows and {len(skips)} skips do not make sources {start}..{start + n_sources - 1}")
+        self.flush()  # rows fed by add() come first
+        self._pending_next = start + n_sources
+        self._pending_skips.extend({"index": int(i), "path": self.paths[i], "reason": r} for i, r in skips)
+        if len(rows):
+            self._buf, self._buf_rows = [rows.astype(self.dtype, copy=False)], len(rows)
+            self._buf_sums = None if channel_sums is None else [int(v) for v in channel_sums]
+        self.flush()
 
     def skip(self, index: int, reason: str) -> None:
         """Record that source ``index`` gives no row, and why."""
@@ -301,13 +325,15 @@ class StoreWriter:
             start = self.progress["rows"]
             self._file[DATASET_FOR_KIND[self.kind]][start : start + len(slab)] = slab
             if self.compute_mean:
-                # sum contiguous image rows first (10x faster than a strided (-1, C) reduction)
-                row = int(np.prod(slab.shape[-2:]))
-                sums = slab.reshape(-1, row).sum(axis=0, dtype=np.uint64).reshape(-1, slab.shape[-1]).sum(axis=0).tolist()
+                sums = self._buf_sums
+                if sums is None:
+                    # sum contiguous image rows first (10x faster than a strided (-1, C) reduction)
+                    row = int(np.prod(slab.shape[-2:]))
+                    sums = slab.reshape(-1, row).sum(axis=0, dtype=np.uint64).reshape(-1, slab.shape[-1]).sum(axis=0).tolist()
                 prev = self.progress["channel_sums"] or [0] * len(sums)
                 self.progress["channel_sums"] = [int(a) + int(b) for a, b in zip(prev, sums)]
             self.progress["rows"] = start + len(slab)
-            self._buf = []
+            self._buf, self._buf_rows, self._buf_sums = [], 0, None
         elif not self._pending_skips and self._pending_next == self.progress["next_index"]:
             return
         self._file.flush()
