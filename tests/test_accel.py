@@ -3,6 +3,8 @@ Ray), train and predict take its GPU defaults when a GPU is counted (the count i
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -132,3 +134,73 @@ def test_ray_engine_takes_the_clusters_gpus_not_the_drivers(tmp_path, monkeypatc
         real_run_ray(Cluster(), None, tmp_path / "f.h5", [Shard(0, 0, 3), Shard(1, 3, 6)], config={}, mapper=m,
                    workers=2, run_kwargs={})
     assert opts["num_gpus"] == 1 and opts["num_cpus"] == 1.0
+
+
+# ------------------------------------------------------------------ train/finetune: the half type
+def _gpu(monkeypatch, bf16: bool):
+    import featx.runtime.backend as backend
+
+    monkeypatch.setattr(backend, "gpu_count", lambda: 1)
+    monkeypatch.setattr(backend, "bf16_supported", lambda: bf16)
+
+
+def test_train_on_a_bf16_gpu_trains_in_mixed_bfloat16(tmp_path, monkeypatch):
+    """One GPU counted that reports bfloat16 (compute capability 8.0+; faked, the run is on the CPU):
+    featx train builds its layers under ``mixed_bfloat16`` (not float16), the softmax in float32,
+    no loss scaling, and records the policy; the global policy is restored."""
+    import keras
+
+    from featx.train import TrainConfig, train
+    from tests._scratch_helpers import make_stores, register_tiny
+
+    _gpu(monkeypatch, bf16=True)
+    register_tiny()
+    stores = make_stores(tmp_path / "s", size=16, n_train=16, n_val=4, n_test=4)
+    res = train(TrainConfig(model="tinycnn", train=stores["train"], out=str(tmp_path / "r"), epochs=1, batch_size=16,
+                            input_size=16, precise_bn_images=0, xla=False), verbose=0)
+    conf = json.loads(res.config_path.read_text())
+    assert conf["mixed_precision"] is True and conf["dtype_policy"] == "mixed_bfloat16"
+    assert np.isfinite(res.last["loss"])
+    model = keras.saving.load_model(res.model_path)
+    assert model.get_layer("conv1").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.parametrize("bf16, mixed, policy", [(True, None, "mixed_bfloat16"), (False, None, "mixed_float16"),
+                                                  (True, False, "float32")])
+def test_train_and_finetune_build_under_resolve_accels_policy(tmp_path, monkeypatch, bf16, mixed, policy):
+    """Both build their networks under :attr:`Accel.policy` (bfloat16 when the GPU reports it,
+    float16 otherwise, float32 when mixed precision is off), seen at the moment the network is built."""
+    import keras
+
+    import featx.finetune.network as ftnet
+    import featx.train.api as trapi
+    from featx.finetune import FinetuneConfig, finetune
+    from featx.train import TrainConfig, train
+    from tests._scratch_helpers import make_stores, register_tiny
+
+    _gpu(monkeypatch, bf16=bf16)
+    register_tiny()
+    stores = make_stores(tmp_path / "s", size=16, n_train=8, n_val=4, n_test=4)
+    seen = {}
+
+    def spy(name):
+        def build(*a, **kw):
+            seen[name] = keras.config.dtype_policy().name
+            raise _Stop
+        return build
+
+    monkeypatch.setattr(trapi, "_build_model", spy("train"))
+    with pytest.raises(_Stop):
+        train(TrainConfig(model="tinycnn", train=stores["train"], out=str(tmp_path / "r"), epochs=1, batch_size=8,
+                          input_size=16, mixed_precision=mixed), verbose=0)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["dtype_policy"] == policy
+
+    monkeypatch.setattr(ftnet, "build_network", spy("finetune"))
+    with pytest.raises(_Stop):
+        finetune(FinetuneConfig(backbone="vgg16", weights="none", image_size=32, train=stores["train"],
+                                out=str(tmp_path / "f"), epochs=1, batch_size=8, mixed_precision=mixed), verbose=0)
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["dtype_policy"] == policy
+    assert seen == {"train": policy, "finetune": policy}
+    assert keras.config.dtype_policy().name == "float32"

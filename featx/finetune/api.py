@@ -117,10 +117,12 @@ def _expected_settings(cfg: FinetuneConfig) -> dict | None:
     return backbone_settings(cfg.backbone, cfg.weights, cfg.image_size)
 
 
-def _build_backbone(cfg: FinetuneConfig, mixed: bool):
+def _build_backbone(cfg: FinetuneConfig, policy: str):
+    """The backbone under ``policy`` (``float32`` or :attr:`~featx.runtime.accel.Accel.policy`'s mixed one)."""
     from featx.backbones import build_backbone
 
     weights = None if str(cfg.weights).lower() == "none" else cfg.weights
+    mixed = policy if policy != "float32" else False
     return build_backbone(cfg.backbone, weights=weights, image_size=cfg.image_size, mixed_precision=mixed)
 
 
@@ -250,7 +252,7 @@ def _finetune(cfg: FinetuneConfig, run: RunDir, *, resume, overwrite, verbose, o
         accel = resolve_accel(cfg.mixed_precision, cfg.xla)
         dist = resolve_strategy(cfg.strategy)
         with dist.scope():
-            backbone = _build_backbone(cfg, accel.mixed_precision)
+            backbone = _build_backbone(cfg, accel.policy)
         if clf is not None:
             check_head_settings(clf[1], backbone.settings, cfg.head)
         rcfg = cfg.resolve(image_size=backbone.image_size, input_size=side, accel=accel, strategy=dist.name)
@@ -273,6 +275,7 @@ def _finetune(cfg: FinetuneConfig, run: RunDir, *, resume, overwrite, verbose, o
             "global_batch_size": cfg.batch_size * dist.replicas,
             "phases": rcfg.phases(dist.replicas),
             "probe": _probe_costs(clf[1]) if clf else None,
+            "dtype_policy": accel.policy,  # mixed_bfloat16 / mixed_float16 / float32, as resolve_accel decides
         }
         if backbone.settings.get("weights") == "none":
             _warn(warnings, on_warning, "weights=none: the backbone starts from random weights, not pretrained ones")
@@ -324,14 +327,14 @@ def _compile(net, optim, steps: int, epochs: int, start_epoch: int, cfg: Finetun
                       metrics=["accuracy"], jit_compile=cfg.xla)
 
 
-def _network(cfg: FinetuneConfig, backbone, classes: int, head, dist, mixed: bool):
+def _network(cfg: FinetuneConfig, backbone, classes: int, head, dist, policy: str):
     import keras
 
     from featx.finetune.network import build_network
 
     previous = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy("mixed_float16")
+    if policy != "float32":
+        keras.config.set_dtype_policy(policy)
     try:
         with dist.scope():
             return build_network(backbone, classes, input_size=cfg.input_size, dropout=cfg.dropout, head=head)
@@ -381,10 +384,9 @@ def _callbacks(cfg: FinetuneConfig, run: RunDir, title: str, *, best_threshold=N
 
 def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist, accel, run: RunDir, tr, va,
          warnings, verbose) -> FinetuneResult:
-    import keras
-
     from featx.finetune.network import set_phase
     from featx.preprocess.pipeline import eval_dataset, steps_per_epoch, train_dataset
+    from featx.runtime.backend import set_random_seed
     from featx.train import best_epoch, load_history
 
     run.root.mkdir(parents=True, exist_ok=True)
@@ -403,7 +405,7 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
     factor = cfg.lr_factor(dist.replicas)
     e1, total = cfg.head_phase_epochs, cfg.total_epochs
     resumed_from = run.backup_epoch() if old is not None else None
-    keras.utils.set_random_seed(cfg.seed)
+    set_random_seed(cfg.seed)  # never imports TensorFlow under JAX/PyTorch
     head = None
     if clf is not None:
         from featx.fit import dense_head
@@ -415,7 +417,7 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
 
     # ---- phase 1: the head alone
     if phase == "head":
-        net = _network(cfg, backbone, classes, head, dist, accel.mixed_precision)
+        net = _network(cfg, backbone, classes, head, dist, accel.policy)
         if clf is not None and "head_check" not in conf:
             conf["head_check"] = _head_check(net, clf[0], va if va is not None else tr, classes, cfg.input_size)
         set_phase(net, "head")
@@ -440,8 +442,8 @@ def _run(cfg: FinetuneConfig, conf: dict, old: dict | None, backbone, clf, dist,
     # ---- phase 2: fine-tune (a fresh network from the start point: the same path after a kill)
     if phase == "head":  # phase 1's network holds the first backbone
         with dist.scope():
-            backbone = _build_backbone(cfg, accel.mixed_precision)
-    net = _network(cfg, backbone, classes, head, dist, accel.mixed_precision)
+            backbone = _build_backbone(cfg, accel.policy)
+    net = _network(cfg, backbone, classes, head, dist, accel.policy)
     if start_path.exists():
         with dist.scope():
             net.model.load_weights(start_path)

@@ -318,6 +318,7 @@ def _train(cfg: TrainConfig, info, run: RunDir, *, resume: bool, overwrite: bool
             "devices": list(dist.devices),
             "global_batch_size": cfg.batch_size * dist.replicas,
             "lr_scaled": cfg.optim.lr * rcfg.lr_factor(dist.replicas),
+            "dtype_policy": accel.policy,  # mixed_bfloat16 / mixed_float16 / float32, as resolve_accel decides
         }
         size, (h, w) = rcfg.input_size, tr.row_shape[:2]
         if size < info.min_input_size:
@@ -404,7 +405,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
 
     previous_policy = keras.config.dtype_policy()
     if cfg.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
+        keras.config.set_dtype_policy(mixed_policy(conf))
     try:
         with dist.scope():
             model = _build_model(cfg, conf)
@@ -449,3 +450,11 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     )
     atomic_write_json(run.config, conf)
     return _result(run, conf, reused=False, resumed_from=resumed_from, warnings=warnings)
+
+
+def mixed_policy(conf: dict) -> str:
+    """The Keras mixed-precision policy of a run state: ``resolve_accel``'s (``mixed_bfloat16`` where
+    every GPU computes bfloat16, else ``mixed_float16``); ``mixed_float16`` for a state written before
+    featx recorded it."""
+    policy = conf.get("dtype_policy")
+    return policy if policy in ("mixed_bfloat16", "mixed_float16") else "mixed_float16"
