@@ -102,3 +102,44 @@ def test_jax_backend_compiles_with_the_variables_as_arguments_and_never_imports_
     assert r["diff"] < 1e-5 and r["zero_changed"]
     assert r["accel"] == ["jax", True, False, 0]  # JAX always jit-compiles; no half precision on a CPU
     assert r["tf"] is False
+
+
+# ------------------------------------------------------------------ Keras' private TensorFlow flag
+def test_keras_still_has_the_private_flag_featx_uses_to_hide_tensorflow():
+    """featx hides an installed TensorFlow from Keras under JAX/PyTorch through
+    ``keras.src.utils.module_utils.tensorflow._available`` (no public switch in Keras 3.15). This test
+    fails when a Keras release renames or drops it: featx would still work, but import TensorFlow."""
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    assert isinstance(lazy, module_utils.LazyModule) and lazy.name == "tensorflow"
+    assert "_available" in vars(lazy), "Keras dropped LazyModule._available: featx can no longer hide TensorFlow"
+    probe = module_utils.LazyModule("json")  # the flag set to False is what `available` answers, importing nothing
+    probe._available = False
+    assert probe.available is False and probe.module is None
+
+
+def test_hiding_tensorflow_fails_soft_when_the_flag_is_gone(monkeypatch):
+    from keras.src.utils import module_utils
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # as in a JAX process that has not imported it
+
+    fresh = module_utils.LazyModule("tensorflow")
+    monkeypatch.setattr(module_utils, "tensorflow", fresh)
+    assert backend.hide_unloaded_tensorflow() is True
+    assert fresh.available is False and fresh.module is None  # hidden, nothing imported
+
+    class NewLazy:  # a Keras whose lazy module keeps its state elsewhere
+        name = "tensorflow"
+
+        @property
+        def available(self):
+            return True
+
+    other = NewLazy()
+    monkeypatch.setattr(module_utils, "tensorflow", other)
+    assert backend.hide_unloaded_tensorflow() is False  # says it could not hide it...
+    assert "_available" not in vars(other)  # ...and sets nothing Keras would not read
+
+    monkeypatch.setattr(module_utils, "tensorflow", None)  # any other layout: no exception either
+    assert backend.hide_unloaded_tensorflow() is False

@@ -86,22 +86,33 @@ def _impl(name: str | None = None):
     return impl
 
 
-def hide_unloaded_tensorflow() -> None:
+def hide_unloaded_tensorflow() -> bool:
     """Under JAX or PyTorch, keep Keras from importing TensorFlow just because it is installed.
 
     Keras asks ``tf.available`` (which imports TensorFlow when it is installed: seconds and hundreds
     of MB) in ``keras.utils.set_random_seed`` and when it serializes a model, whatever the backend.
-    When TensorFlow is not loaded yet, its lazy module is told it is unavailable, so this process
-    behaves as it would on a machine without TensorFlow. Harmless if Keras' internals change.
+    Keras 3.15 has no public switch for this (checked up to its 3.16 development sources: no
+    environment variable or config call; ``available`` caches an import attempt in the private
+    ``LazyModule._available``). When TensorFlow is not loaded yet, that cache is set to False, so
+    this process behaves as it would on a machine without TensorFlow.
+
+    Fails soft: returns True when TensorFlow is hidden (or already loaded: nothing to hide), False
+    when this Keras no longer has the private attribute; featx then still works and Keras just
+    imports TensorFlow (tests/test_backend.py detects that the attribute is gone).
     """
     if "tensorflow" in sys.modules:
-        return
+        return True
     try:
         from keras.src.utils import module_utils
 
-        module_utils.tensorflow._available = False
-    except (ImportError, AttributeError):  # pragma: no cover - another Keras layout
-        pass
+        lazy = module_utils.tensorflow
+        if "_available" not in vars(lazy) or not isinstance(getattr(type(lazy), "available", None), property):
+            return False  # another Keras: setting an attribute it never reads would hide nothing
+        if lazy._available is None:  # not asked yet (True/False: Keras already knows)
+            lazy._available = False
+        return lazy._available is False
+    except Exception:  # noqa: BLE001 - any other Keras layout: featx works, Keras may import TensorFlow
+        return False
 
 
 def set_random_seed(seed: int) -> None:
