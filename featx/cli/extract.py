@@ -47,7 +47,7 @@ def _backbone(ctx, param, value):
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_EXTRACT_BATCH_SIZE, help="Images per forward pass.")
 @click.option("--image-size", type=click.IntRange(min=8), default=None, help="Input side in pixels [default: the backbone's].")
 @resize_option
-@click.option("--mixed-precision/--no-mixed-precision", default=None, help="float16 compute [default: on with a GPU].")
+@click.option("--mixed-precision/--no-mixed-precision", default=None, help="Half-precision compute: bfloat16 where every GPU has it (compute capability 8.0+), else float16 [default: on with a GPU].")
 @click.option("--xla/--no-xla", default=None, help="XLA-compile the forward pass [default: on with a GPU].")
 @max_pixels_option
 @click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,

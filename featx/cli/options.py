@@ -87,7 +87,8 @@ def run_device_options(*, batch_size: int, scaled: str = "--lr"):
         click.option("--cpu-devices", type=click.IntRange(min=1), default=None,
                      help="Testing aid: split the CPU into N logical devices (e.g. to try --strategy mirrored without GPUs)."),
         click.option("--mixed-precision/--no-mixed-precision", default=None,
-                     help="float16 compute [default: on with a GPU]."),
+                     help="Half-precision compute: bfloat16 where every GPU has it (compute capability 8.0+), "
+                          "else float16 [default: on with a GPU]."),
         click.option("--xla/--no-xla", default=None, help="XLA-compile the training step [default: on with a GPU]."),
     ])
 
