@@ -21,10 +21,12 @@ from featx.store import StoreWriter
 from featx.utils import atomic_write_json, read_json, summarize_skips
 
 SPLITS = ("train", "val", "test")
-#: Rows decoded into one slab buffer and written at once (at most the writer's slab; 64 rows of
-#: 256 px are 12 MiB): small enough that little waits behind the last slab and an interrupt loses
-#: little, large enough that the progress record is rewritten a few times a second at most.
+#: Rows decoded into one slab buffer and written at once: at most 64 rows and 16 MiB (64 rows of
+#: 256 px are 12 MiB; 3 buffers are in flight), and at most the writer's slab. Small enough that
+#: little waits behind the last slab and an interrupt loses little, large enough that the progress
+#: record is rewritten a few times a second at most.
 SLAB_ROWS = 64
+SLAB_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -141,7 +143,8 @@ def _build(src, out_dir: Path, t0: float, *, size, resize, val, test, seed, work
                     # (HDF5, mean sums, progress record) here while the threads fill the next ones
                     decoded += decode_into_slabs(
                         abs_paths, emit, size=size, resize=resize, start=start, workers=workers,
-                        max_pixels=max_pixels, rows=min(writer.slab_rows, SLAB_ROWS), sums=writer.compute_mean,
+                        max_pixels=max_pixels, rows=min(writer.slab_rows, SLAB_ROWS, max(1, SLAB_BUFFER_BYTES // (size * size * 3))),
+                        sums=writer.compute_mean,
                     )
                 writer.finish()
         result.files[split] = writer.path
