@@ -210,9 +210,10 @@ def test_rgb_array_is_pillows_pixels_without_the_pad_byte():
         out = decode.rgb_array(img)
         assert out.shape == (h, w, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
         assert out.tobytes() == np.asarray(img).tobytes()
-        row = np.zeros((2, h, w, 3), np.uint8)
-        assert decode.rgb_array(img, row[1]) is row[1] and row[1].tobytes() == out.tobytes()  # written in place
-        assert not row[0].any()
+        rows = np.zeros((2, h, w, 3), np.uint8)
+        slot = rows[1]
+        assert decode.rgb_array(img, slot) is slot and slot.tobytes() == out.tobytes()  # written in place
+        assert not rows[0].any()
     big = Image.new("RGB", (4200, 4100), (3, 200, 77))  # larger than one of Pillow's 16 MiB blocks
     assert decode._rgbx_view(big) is None
     assert decode.rgb_array(big).tobytes() == np.asarray(big).tobytes()
