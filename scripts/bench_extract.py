@@ -16,6 +16,13 @@ is repeated ``--repeats`` times, alternating, and the best run is kept: the mach
 Weights are random (``weights=None``): no network here, and speed does not depend on them.
 
 Usage: ``python scripts/bench_extract.py [--n 128] [--batch-size 32] [--image-size 224]``
+
+``--decoders``: instead, ``featx extract`` end to end with ``--decoder tfdata`` vs ``--decoder
+threads`` on TensorFlow, side by side (``--repeats`` rounds, the order alternating each round), on
+two image sets: JPEGs with a 256 px short side (341x256, q90) and 500x375 PNGs; a fast backbone
+(``--backbone mobilenetv2`` by default) so decoding is a visible part of the time. Reports every
+run, the median images/s per decoder and set, and threads / tfdata. This measurement chose the
+decoder ``auto`` picks on TensorFlow (README "Backends").
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BOOK_BATCH = 16
 
 
-def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """``cat.i.jpg`` / ``dog.i.jpg``: smooth random colour fields plus noise, 500x375, quality 90."""
+def make_jpegs(folder: Path, n: int, seed: int = 0, *, size=(500, 375), ext: str = "jpg") -> list[Path]:
+    """``cat.i.jpg`` / ``dog.i.jpg``: smooth random colour fields plus noise, 500x375 (w x h),
+    quality 90 (``ext="png"``: PNG files, default compression)."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -45,20 +53,20 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
     paths = []
     for i in range(n):
         small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-        img = cv2.resize(small, (500, 375), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+        img = cv2.resize(small, size, interpolation=cv2.INTER_CUBIC).astype(np.int16)
         img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-        p = folder / f"{'cat' if i % 2 == 0 else 'dog'}.{i}.jpg"
-        cv2.imwrite(str(p), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        p = folder / f"{'cat' if i % 2 == 0 else 'dog'}.{i}.{ext}"
+        cv2.imwrite(str(p), img, [cv2.IMWRITE_JPEG_QUALITY, 90] if ext == "jpg" else [])
         paths.append(p)
     return paths
 
 
-def run_featx(src: Path, out: Path, args, decoder: str) -> dict:
+def run_featx(src: Path, out: Path, args, decoder: str, backbone: str = "resnet50") -> dict:
     from featx.extract import extract
 
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    r = extract(src, out, backbone="resnet50", weights="none", image_size=args.image_size,
+    r = extract(src, out, backbone=backbone, weights="none", image_size=args.image_size,
                 batch_size=args.batch_size, decoder=decoder, progress=False, overwrite=True)
     wall = time.perf_counter() - t0
     return {
@@ -114,13 +122,66 @@ def run_book_loop(model, paths: list[Path], args) -> dict:
     return {"images": n, "batch_size": BOOK_BATCH, "images_per_second": round(n / sec, 2)}
 
 
+def decoders(args) -> dict:
+    """``--decoder tfdata`` vs ``threads`` on TensorFlow, two image sets, side by side."""
+    import statistics
+
+    import keras
+
+    sets = {"jpeg_341x256": ((341, 256), "jpg"), "png_500x375": ((500, 375), "png")}
+    runs: dict[str, dict[str, list[dict]]] = {s: {"tfdata": [], "threads": []} for s in sets}
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {}
+        for name, (size, ext) in sets.items():
+            folders[name] = Path(tmp) / name
+            make_jpegs(folders[name], args.n, size=size, ext=ext)
+        run_featx(folders["jpeg_341x256"], Path(tmp) / "warm.h5", args, "threads", args.backbone)  # warm caches
+        for r in range(args.repeats):
+            for name in sets:
+                order = ("tfdata", "threads") if r % 2 == 0 else ("threads", "tfdata")
+                for dec in order:
+                    res = run_featx(folders[name], Path(tmp) / "f.h5", args, dec, args.backbone)
+                    res["load_avg_1min"] = round(os.getloadavg()[0], 2)
+                    runs[name][dec].append(res)
+                print(f"[bench_extract] round {r + 1} {name}: "
+                      f"{json.dumps({d: v[-1]['images_per_second'] for d, v in runs[name].items()})}",
+                      file=sys.stderr, flush=True)
+
+    def median(name, dec, key):
+        return round(statistics.median(x[key] for x in runs[name][dec]), 2)
+
+    summary = {}
+    for name in sets:
+        m = {dec: {k: median(name, dec, k) for k in ("images_per_second", "steady_images_per_second")}
+             for dec in ("tfdata", "threads")}
+        m["threads_over_tfdata"] = {k: round(m["threads"][k] / m["tfdata"][k], 3) if m["tfdata"][k] else None
+                                    for k in ("images_per_second", "steady_images_per_second")}
+        summary[name] = m
+    report = {
+        "bench": "featx extract --decoder tfdata vs threads on TensorFlow (decode + resize + forward pass + HDF5)",
+        "backend": keras.backend.backend(),
+        "backbone": f"{args.backbone} (random weights), image_size {args.image_size}, batch {args.batch_size}",
+        "images_per_set": args.n,
+        "repeats": args.repeats,
+        "machine": {"cpus": os.cpu_count()},
+        "median": summary,
+        "all_runs": runs,
+    }
+    print(json.dumps(report, indent=2))
+    return report
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=128, help="number of JPEGs")
     ap.add_argument("--batch-size", type=int, default=32, help="featx and model-only batch size")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per measurement; the best is kept")
+    ap.add_argument("--decoders", action="store_true", help="tfdata vs threads decoders side by side (see above)")
+    ap.add_argument("--backbone", default="mobilenetv2", help="the backbone of --decoders runs")
     args = ap.parse_args(argv)
+    if args.decoders:
+        return decoders(args)
 
     import tensorflow as tf
 
