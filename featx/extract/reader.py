@@ -6,7 +6,8 @@
   Decoders: ``threads`` (:func:`featx.data.loader.iter_image_batches`: a thread pool writing
   into batch buffers, no TensorFlow: the JAX and PyTorch backends' path), ``tfdata`` (the same
   decode in ``tf.data`` threads; TensorFlow backend only), ``pool`` (a process pool behind
-  ``tf.data``); ``auto`` is ``tfdata`` on TensorFlow, ``threads`` elsewhere. Every decoder gives
+  ``tf.data``); ``auto`` is ``tfdata`` on TensorFlow (measured no slower there once running:
+  ``scripts/bench_extract.py --decoders``), ``threads`` elsewhere. Every decoder gives
   the same rows, skips and pixels (tests/test_loader.py).
 * :func:`store_dataset`: rows of an images HDF5 written by ``featx build`` -> contiguous batches
   (the file is opened inside the generator, so the dataset can be built in any worker).
