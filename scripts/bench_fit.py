@@ -22,7 +22,16 @@ measured side by side in one run. No network here, so the features are made loca
   to an HDF5 features file; ``featx fit`` runs on the file in a fresh process (reading included),
   whose peak RSS is reported against the feature bytes (target <= 3x).
 
-Usage: ``python scripts/bench_fit.py [--sets digits784,randcnn2048,scale100k]``
+* ``--ooc`` (out of core, issue 20 part 3): ``--ooc-rows`` (default 60,000) x 2,048 CNN-like
+  features (the random CNN's features of Fashion-MNIST when Debian's dataset-fashion-mnist is
+  installed, else of the jittered digits), split 75/25 (stratified, seed 42) into a train and a
+  test file; then, each in a fresh process on the same two files: ``featx fit --solver lbfgs``
+  (in memory), ``featx fit --solver sgd`` (softmax heads, Adam, streamed slabs) and the previous
+  out-of-core fit (one ``SGDClassifier(log_loss)`` per C x scaler, ``partial_fit`` over
+  concatenated slabs, 5 epochs: :func:`legacy_sgd`, kept here to measure against). Seconds, peak
+  RSS (ru_maxrss), accuracy on the test file, and the ratios.
+
+Usage: ``python scripts/bench_fit.py [--sets digits784,randcnn2048,scale100k] [--ooc --ooc-rows 60000]``
 Targets: featx >= 3x faster than the book (aim 10x) at accuracy >= book - 0.2 points per set.
 """
 
@@ -338,6 +347,133 @@ def bench_scale(n: int) -> dict:
     }
 
 
+_OOC_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r}); sys.path.insert(0, {scripts!r})
+t0 = time.perf_counter()
+if {method!r} == "legacy_sgd":
+    from bench_fit import legacy_sgd
+    res = legacy_sgd({train!r}, {test!r})
+else:
+    from featx.fit import fit_features
+    r, _ = fit_features({train!r}, {out!r}, test={test!r}, overwrite=True, solver={method!r})
+    res = {{"accuracy": round(r.scores["rank1"], 4), "best": r.best_params, "val_or_cv_score": round(r.cv_score, 4),
+           "fit_seconds": round(r.fit_seconds, 2), "memory": r.config.get("memory"), "search": r.config.get("search")}}
+res["seconds"] = round(time.perf_counter() - t0, 2)
+res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(res, default=str))
+"""
+
+
+def legacy_sgd(train, test, slab_rows: int = 8192, epochs: int = 5, seed: int = 42, grid=None) -> dict:
+    """The out-of-core fit featx had before issue 20 part 3, for side-by-side timing: one
+    ``SGDClassifier(loss="log_loss", alpha=1 / (C * n_train))`` per C x scaler, ``partial_fit``
+    on slabs of 8 concatenated, permuted blocks; C chosen on 10% of the training rows."""
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.fit.scaling import global_from_standard
+    from featx.fit.search import DEFAULT_GRID
+    from featx.store import open_store
+
+    grid = sorted(DEFAULT_GRID if grid is None else grid)
+
+    def slabs(r, sd, keep=None):
+        block = slab_rows // 8
+        starts = np.arange(0, len(r), block)
+        if sd is not None:
+            starts = np.random.default_rng(sd).permutation(starts)
+        rng = np.random.default_rng(None if sd is None else sd + 1)
+        for k in range(0, len(starts), 8):
+            xs = [r.read(int(a), min(int(a) + block, len(r))) for a in starts[k : k + 8]]
+            i = np.concatenate([np.arange(int(a), min(int(a) + block, len(r))) for a in starts[k : k + 8]])
+            x = np.concatenate(xs)
+            if sd is not None:
+                perm = rng.permutation(len(i))
+                x, i = x[perm], i[perm]
+            m = np.ones(len(i), bool) if keep is None else keep[i]
+            yield x[m], r.labels[i][m]
+
+    t0 = time.perf_counter()
+    with open_store(train, kind="features") as r:
+        y = r.labels
+        val = np.zeros(len(y), bool)
+        val[np.random.default_rng(seed).permutation(len(y))[: min(slab_rows, len(y) // 10)]] = True
+        n_train = int((~val).sum())
+        standard = StandardScaler()
+        for x, _ in slabs(r, seed, ~val):
+            standard.partial_fit(x)
+        fitted = {"standard": standard, "global": global_from_standard(standard)}
+        classes = np.arange(len(r.label_names))
+        models = {(s, c): SGDClassifier(loss="log_loss", alpha=1.0 / (c * n_train), random_state=seed, tol=None)
+                  for s in fitted for c in grid}
+        for e in range(epochs):
+            for x, yy in slabs(r, seed + 1000 * (e + 1), ~val):
+                z = {s: f.transform(x) for s, f in fitted.items()}
+                for (s, _), m in models.items():
+                    m.partial_fit(z[s], yy, classes=classes)
+        correct = dict.fromkeys(models, 0)
+        for x, yy in slabs(r, None, val):
+            z = {s: f.transform(x) for s, f in fitted.items()}
+            for (s, c), m in models.items():
+                correct[(s, c)] += int((m.predict(z[s]) == yy).sum())
+        best = max(models, key=lambda k: (correct[k], -k[1]))
+    fit_seconds = time.perf_counter() - t0
+    with open_store(test, kind="features") as r:
+        hits = sum(int((models[best].predict(fitted[best[0]].transform(x)) == yy).sum()) for x, yy in slabs(r, None))
+        n = len(r)
+    return {"accuracy": round(hits / n, 4), "best": {"scaler": best[0], "C": best[1]},
+            "val_or_cv_score": round(correct[best] / int(val.sum()), 4), "fit_seconds": round(fit_seconds, 2)}
+
+
+def bench_ooc(n: int) -> dict:
+    """In-memory vs out-of-core featx fit (and the previous out-of-core fit) on one n x 2048 file pair."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        X, y = fashion_cnn_features(n, seed=0)
+        source = "fashion-mnist through the random CNN"
+    except FileNotFoundError:
+        X, y = randcnn_features(n, seed=7)
+        source = "jittered digits through the random CNN"
+    names = [str(c) for c in range(int(y.max()) + 1)]
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=42)
+    out = {"set": f"ooc{n // 1000}k", "rows": n, "dim": X.shape[1], "source": source, "train": len(ytr), "test": len(yte),
+           "train_file_bytes": int(Xtr.nbytes), "runs": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        train = _write_features(Path(tmp) / "train.h5", Xtr, ytr, names)
+        test = _write_features(Path(tmp) / "test.h5", Xte, yte, names)
+        del X, Xtr, Xte
+        for method in ("lbfgs", "sgd", "legacy_sgd"):
+            load = os.getloadavg()[0]
+            code = _OOC_CHILD.format(root=str(ROOT), scripts=str(ROOT / "scripts"), method=method, train=str(train),
+                                     test=str(test), out=str(Path(tmp) / f"{method}.pkl"))
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if proc.returncode != 0:
+                out["runs"][method] = {"error": proc.stderr.strip().splitlines()[-3:]}
+                continue
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            res["load_avg_1min_at_start"] = round(load, 2)
+            res["peak_rss_mb"] = round(res["peak_rss_bytes"] / 2**20)
+            out["runs"][method] = res
+            print(f"[bench_fit] ooc {method} done: {res['seconds']} s, {res['accuracy']}", file=sys.stderr, flush=True)
+    runs = out["runs"]
+    if all("accuracy" in runs.get(m, {}) for m in ("lbfgs", "sgd")):
+        sgd, mem = runs["sgd"], runs["lbfgs"]
+        out["summary"] = {
+            "accuracy_points_sgd_minus_lbfgs": round(100 * (sgd["accuracy"] - mem["accuracy"]), 2),
+            "seconds_sgd_over_lbfgs": round(sgd["seconds"] / mem["seconds"], 2),
+            "peak_rss_sgd_over_lbfgs": round(sgd["peak_rss_bytes"] / mem["peak_rss_bytes"], 2),
+        }
+        if "accuracy" in runs.get("legacy_sgd", {}):
+            old = runs["legacy_sgd"]
+            out["summary"]["accuracy_points_sgd_minus_legacy_sgd"] = round(100 * (sgd["accuracy"] - old["accuracy"]), 2)
+            out["summary"]["seconds_sgd_over_legacy_sgd"] = round(sgd["seconds"] / old["seconds"], 2)
+        out["targets"] = {"within_0.5_points_of_lbfgs": out["summary"]["accuracy_points_sgd_minus_lbfgs"] >= -0.5,
+                          "not_slower_than_legacy_sgd": out["summary"].get("seconds_sgd_over_legacy_sgd", 0) <= 1.0}
+    return out
+
+
 #: name -> (maker, default rows, hard?): the easy sets first, then the ones not close to separable
 SETS = {
     "digits784": (digits_features, 12000, False),
@@ -359,6 +495,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeat", type=int, default=1, help="run every set this many times (the minimum speed-up is the headline)")
     ap.add_argument("--no-cli", action="store_true", help="skip the whole-process featx fit run of each set")
     ap.add_argument("--details", action="store_true", help="also print every CV row of featx's search")
+    ap.add_argument("--ooc", action="store_true", help="only the out-of-core comparison (in-memory vs --solver sgd vs the previous sgd)")
+    ap.add_argument("--ooc-rows", type=int, default=60000, help="rows of the --ooc set (x 2048 features)")
     args = ap.parse_args(argv)
     rows = {k: int(v) for k, v in (kv.split("=") for kv in args.rows.split(",") if kv)}
     report = {
@@ -367,6 +505,13 @@ def main(argv=None) -> dict:
         "runs": [],
     }
     t0 = time.perf_counter()
+    if args.ooc:
+        report["bench"] = "featx fit in memory (lbfgs) vs out of core (sgd) vs the previous out-of-core fit"
+        report["runs"].append(bench_ooc(args.ooc_rows))
+        report["machine"]["load_avg_1min_at_end"] = round(os.getloadavg()[0], 2)
+        report["total_seconds"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(report))
+        return report
     names = args.sets.split(",")
     for name in names:
         if name not in SETS and not name.startswith("scale"):

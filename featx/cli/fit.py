@@ -1,4 +1,5 @@
-"""``featx fit FEATURES.h5 -o clf.pkl`` (pure scikit-learn: TensorFlow is never imported)."""
+"""``featx fit FEATURES.h5 -o clf.pkl`` (in memory: pure scikit-learn, TensorFlow is never imported;
+out of core, ``--solver sgd``: Keras on its configured backend)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from featx.constants import DEFAULT_CONNECT_TIMEOUT
 from featx.fit import (
     BACKENDS,
     DEFAULT_BACKEND,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_CV,
     DEFAULT_EPOCHS,
     DEFAULT_FORMAT,
     DEFAULT_GRID,
+    DEFAULT_LEARNING_RATE,
     DEFAULT_MAX_ITER,
     DEFAULT_SCALER,
     DEFAULT_SLAB_ROWS,
@@ -71,8 +74,10 @@ def _test_size(ctx, param, value):
               help="Feature scaling: standard (unit variance per feature), global (one scale for all), auto (CV picks).")
 @click.option("--cv", type=click.IntRange(min=2), default=DEFAULT_CV, help="Cross-validation folds (--solver lbfgs only).")
 @click.option("--solver", type=click.Choice(SOLVERS), default=DEFAULT_SOLVER,
-              help="lbfgs: features in memory, CV along a warm-started C path; sgd: out of core, "
-                   "SGDClassifier(log_loss) on slabs read from the file, C chosen on held-out rows.")
+              help="lbfgs: features in memory, CV along a warm-started C path; sgd: out of core, every C x scaler "
+                   "a softmax head trained together by Adam (Keras) on minibatches of slabs read from the file, C "
+                   "chosen on held-out rows; auto: lbfgs unless the features would not fit in memory "
+                   "(FEATX_FIT_MEMORY=2G sets the memory assumed).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=DEFAULT_BACKEND,
               help=f"Where the CV folds run (joblib backend); ray needs {RAY_INSTALL}.")
 @click.option("--address", default=None, metavar="HOST:PORT",
@@ -83,6 +88,9 @@ def _test_size(ctx, param, value):
 @click.option("--slab-rows", type=click.IntRange(min=16), default=DEFAULT_SLAB_ROWS,
               help="Rows per slab read from the file, the memory bound (--solver sgd only).")
 @click.option("--epochs", type=click.IntRange(min=1), default=DEFAULT_EPOCHS, help="Passes over the file (--solver sgd only).")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_LEARNING_RATE,
+              help="Adam's peak learning rate, cosine-decayed to 0 (--solver sgd only).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, help="Rows per minibatch (--solver sgd only).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT,
               help="pickle (loading runs code, so featx checks its sha256) or skops (loads without running code).")
 @click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="Iteration cap per fit (--solver lbfgs only).")
@@ -92,14 +100,15 @@ def _test_size(ctx, param, value):
                    "this fit's folds at its C, near-duplicates, leakage of --test, accuracy without leaked rows).")
 @seed_option
 @overwrite_option
-def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, connect_timeout, jobs, slab_rows, epochs, fmt,
-            max_iter, tol, seed, overwrite, inspect_dir):
+def command(features, out, test, test_size, grid, scaler, cv, solver, backend, address, connect_timeout, jobs, slab_rows, epochs,
+            learning_rate, batch_size, fmt, max_iter, tol, seed, overwrite, inspect_dir):
     """Tune a logistic regression on FEATURES and export it.
 
     FEATURES: a features file written by featx extract, or a book-style HDF5 file (datasets
     features, labels and optional label_names). A scaler + LogisticRegression (lbfgs) in a
     Pipeline; C (and the scaler) chosen by --cv-fold cross-validation, each fold walking the C grid
-    with warm starts; folds in parallel. --solver sgd streams the file instead (out of core).
+    with warm starts; folds in parallel. --solver sgd streams the file instead (out of core), and
+    the default --solver auto does so by itself when the features would not fit in memory.
     Prints the best C, the CV score, a classification report, rank-1 / rank-5 accuracy and the
     time. Writes the classifier, CLF.manifest.json and CLF.metrics.json (read by featx report).
     """
@@ -108,6 +117,11 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
 
     if address is not None and backend != "ray":
         raise click.UsageError("--address needs --backend ray")
+    if solver == "auto":
+        from featx.fit import choose_solver
+
+        solver, why = choose_solver(features, test)
+        say(f"solver: {solver}, {why}")
     if solver == "sgd" and backend != DEFAULT_BACKEND:
         raise click.UsageError("--backend applies to --solver lbfgs (its CV folds); --solver sgd streams the file in one process")
     _refuse_other_solvers_options(solver)
@@ -122,6 +136,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
             features, out, test=test, format=fmt, overwrite=overwrite, solver=solver,
             test_size=test_size, seed=seed, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter,
             scalers=scalers, backend=backend, address=address, slab_rows=slab_rows, epochs=epochs,
+            **({"learning_rate": learning_rate, "batch_size": batch_size, "progress": True} if solver == "sgd" else {}),
             **({"connect_timeout": connect_timeout} if backend == "ray" else {}),
         )
     except FeatxError as e:  # library errors name parameters; say the flags
@@ -146,6 +161,12 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     say(f"rank-1 accuracy: {s['rank1']:.4f}")
     say(f"rank-5 accuracy: {rank5}")
     say(f"fit time: {result.fit_seconds:.2f}s ({_how(result)})")
+    mem = result.config.get("memory")
+    if mem:
+        mb = lambda b: f"{b / 2**20:.0f} MB"  # noqa: E731
+        say(f"memory: peak RSS {mb(mem['peak_rss_bytes'])} ({mb(mem['start_rss_bytes'])} before reading: interpreter, "
+            f"libraries, Keras backend); slab buffer {mb(mem['slab_buffer_bytes'])}, validation rows "
+            f"{mb(mem['validation_bytes'])}, heads {mb(mem['heads_bytes'])}")
     for w in result.warnings:
         warn(w)
     say(f"classifier: {paths['classifier']}")
@@ -202,7 +223,7 @@ def _inspect(features, test, classifier, out_dir, *, jobs, overwrite, reused=Fal
 
 
 #: options that only one solver reads: giving one with the other solver is a usage error, never silently ignored
-_SOLVER_ONLY = {"lbfgs": ("cv", "max_iter", "tol"), "sgd": ("slab_rows", "epochs")}
+_SOLVER_ONLY = {"lbfgs": ("cv", "max_iter", "tol"), "sgd": ("slab_rows", "epochs", "learning_rate", "batch_size")}
 
 
 def _refuse_other_solvers_options(solver: str) -> None:
@@ -217,7 +238,8 @@ def _refuse_other_solvers_options(solver: str) -> None:
 
 
 _FLAGS = {"test_size=": "--test-size ", "grid=": "--grid ", "cv=": "--cv ", "scalers=": "--scaler ",
-          "backend=": "--backend ", "address=": "--address ", "slab_rows=": "--slab-rows ", "epochs=": "--epochs "}
+          "backend=": "--backend ", "address=": "--address ", "slab_rows=": "--slab-rows ", "epochs=": "--epochs ",
+          "learning_rate=": "--learning-rate ", "batch_size=": "--batch-size "}
 
 
 def _flags(msg: str) -> str:
@@ -231,8 +253,10 @@ def _how(result) -> str:
     n_c = len(c["grid"])
     n_s = len(c["scalers"])
     if c.get("solver") == "sgd":
-        return (f"sgd: {n_c} C values x {n_s} scaler(s) trained together, {c['epochs']} epoch(s) over "
-                f"{c['slabs_read']} slab reads of <= {c['slab_rows']} rows")
+        return (f"sgd: {n_c} C values x {n_s} scaler(s) as softmax heads of one matrix product, Adam "
+                f"(lr {c['learning_rate']:g}, cosine decay) for {c['epochs']} epoch(s), {c['steps']} minibatches of "
+                f"<= {c['batch_size']} rows, {c['slabs_read']} block reads of <= {c['slab_rows']} rows a slab; "
+                f"Keras backend {c['keras_backend']}")
     rows = sorted({r.get("rows") for r in result.cv_results if r.get("rows")})
     loose = (f" (paths at tol {c['path_tol']:g}, each stopped once past its CV peak; the winner refit at "
              f"--tol {c['tol']:g})" if c.get("path_tol") else "")

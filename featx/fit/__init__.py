@@ -7,7 +7,9 @@ One module a step, in the order :func:`fit_features` calls them:
   :mod:`~featx.fit.tuning` (successive halving, scaler choice), :mod:`~featx.fit.search`
   (warm-started C paths per fold) and :mod:`~featx.fit.scaling`; folds run through a joblib
   backend of :mod:`~featx.fit.backends` (threading, loky, Ray);
-* :mod:`~featx.fit.sgd`: the out-of-core solver (``--solver sgd``), streamed slab by slab;
+* :mod:`~featx.fit.sgd`: the out-of-core solver (``--solver sgd``, or ``auto`` when the features
+  would not fit in memory), streamed slab by slab into the softmax heads of :mod:`~featx.fit.softmax`
+  (Keras: this solver alone imports the Keras backend);
 * :mod:`~featx.fit.result`: :class:`FitResult` and :func:`full_proba`;
 * :mod:`~featx.fit.head`: :func:`dense_head`, the classifier (scaler folded in) as a Dense softmax
   layer's kernel and bias (``featx finetune --head``, ``featx export``);
@@ -48,17 +50,26 @@ from featx.fit.search import (
     SCALERS,
     SOLVERS,
 )
-from featx.fit.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS, fit_sgd
+from featx.fit.sgd import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_SLAB_ROWS,
+    choose_solver,
+    fit_sgd,
+)
 from featx.fit.tuning import SearchResult, make_pipeline
 from featx.fit.tuning import search as search_classifier
 
 __all__ = [
     "BACKENDS",
     "DEFAULT_BACKEND",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CV",
     "DEFAULT_EPOCHS",
     "DEFAULT_FORMAT",
     "DEFAULT_GRID",
+    "DEFAULT_LEARNING_RATE",
     "DEFAULT_MAX_ITER",
     "DEFAULT_SCALER",
     "DEFAULT_SLAB_ROWS",
@@ -74,6 +85,7 @@ __all__ = [
     "SearchResult",
     "check_feature_settings",
     "check_same_extraction",
+    "choose_solver",
     "dense_head",
     "export_classifier",
     "fit_classifier",

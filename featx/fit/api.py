@@ -49,6 +49,11 @@ def fit_features(
         check_not_input(p, features, test)
         check_overwritable(p)
     check_writable(out)
+    why = None
+    if fit_kwargs.get("solver", "auto") == "auto":  # decided before the key: a rerun compares like with like
+        from featx.fit.sgd import choose_solver
+
+        fit_kwargs["solver"], why = choose_solver(features, test)
     with output_lock(out):
         key = fit_key(features, test, format=format, **fit_kwargs)
         if out.exists() and not overwrite and not unfinished_export(out):
@@ -57,11 +62,11 @@ def fit_features(
                 return kept
             raise OutputExistsError(f"{out} exists and was fit with other features or parameters; "
                                     "pass --overwrite to replace it")
-        return _fit_features(features, out, test=test, format=format, overwrite=overwrite, key=key, **fit_kwargs)
+        return _fit_features(features, out, test=test, format=format, overwrite=overwrite, key=key, why=why, **fit_kwargs)
 
 
 #: parameters that change where or how fast a fit runs, never what it finds
-_NOT_CONTENT = ("jobs", "backend", "address", "connect_timeout")
+_NOT_CONTENT = ("jobs", "backend", "address", "connect_timeout", "progress")
 
 
 def fit_key(features, test, **params) -> str:
@@ -97,13 +102,15 @@ def _kept(out: Path, key: str) -> tuple[FitResult, dict[str, Path]] | None:
     return result, {"classifier": out, "manifest": manifest_path, "metrics": metrics_path}
 
 
-def _fit_features(features, out: Path, *, test, format, overwrite, key: str | None = None, solver: str = "lbfgs",
+def _fit_features(features, out: Path, *, test, format, overwrite, key: str | None = None, solver: str = "lbfgs", why=None,
                   slab_rows: int | None = None, epochs: int | None = None, **fit_kwargs) -> tuple[FitResult, dict[str, Path]]:
     if solver == "sgd":
         return _fit_features_sgd(features, out, test=test, format=format, overwrite=overwrite, key=key,
-                                 slab_rows=slab_rows, epochs=epochs, **fit_kwargs)
+                                 slab_rows=slab_rows, epochs=epochs, why=why, **fit_kwargs)
     if solver != "lbfgs":
-        raise FeatxError(f"solver must be lbfgs or sgd. Received: solver={solver!r}")
+        raise FeatxError(f"solver must be auto, lbfgs or sgd. Received: solver={solver!r}")
+    for k in ("learning_rate", "batch_size", "progress"):  # the streamed solver's own
+        fit_kwargs.pop(k, None)
     X, y, names, backbone = load_features(features)
     X_test = y_test = None
     if test is not None:
@@ -111,10 +118,12 @@ def _fit_features(features, out: Path, *, test, format, overwrite, key: str | No
         check_same_extraction(features, test, names, test_names, X.shape[1:], X_test.shape[1:], backbone, test_backbone)
     # X was read for this fit alone: the search may scale and split it in place (no copy)
     result = fit_classifier(X, y, label_names=names, X_test=X_test, y_test=y_test, copy=False, **fit_kwargs)
+    if why is not None:
+        result.config["solver_choice"] = why
     return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite, key=key)
 
 
-def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, key=None, **fit_kwargs):
+def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows, epochs, key=None, why=None, **fit_kwargs):
     """``--solver sgd``: the features file is streamed in slabs (:mod:`featx.fit.sgd`), never loaded."""
     from featx.fit.sgd import DEFAULT_EPOCHS, DEFAULT_SLAB_ROWS, fit_sgd
     from featx.store import feature_settings, open_store
@@ -125,8 +134,11 @@ def _fit_features_sgd(features, out: Path, *, test, format, overwrite, slab_rows
         with open_store(test, kind="features") as r:
             test_names, test_backbone, test_dim = list(r.label_names), feature_settings(r.attrs) or None, r.row_shape
         check_same_extraction(features, test, names, test_names, dim, test_dim, backbone, test_backbone)
-    keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers") if k in fit_kwargs}
+    keep = {k: fit_kwargs[k] for k in ("test_size", "seed", "grid", "scalers", "learning_rate", "batch_size", "progress")
+            if fit_kwargs.get(k) is not None}
     result = fit_sgd(features, test=test, slab_rows=slab_rows or DEFAULT_SLAB_ROWS, epochs=epochs or DEFAULT_EPOCHS, **keep)
+    if why is not None:
+        result.config["solver_choice"] = why
     return _export(result, features, test, out, format=format, backbone=backbone, overwrite=overwrite, key=key)
 
 

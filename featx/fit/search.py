@@ -59,9 +59,10 @@ SCALER_CHOICES = ("auto", *SCALERS)
 DEFAULT_SCALER = "auto"
 #: Held-out rows when no test file is given (fraction, or a whole count).
 DEFAULT_TEST_SIZE = 0.25
-#: Solvers: ``lbfgs`` (in memory, this module) or ``sgd`` (out of core, :mod:`featx.fit.sgd`).
-SOLVERS = ("lbfgs", "sgd")
-DEFAULT_SOLVER = "lbfgs"
+#: Solvers: ``lbfgs`` (in memory, this module), ``sgd`` (out of core, :mod:`featx.fit.sgd`), or
+#: ``auto``: lbfgs when the features fit in memory, else sgd (:func:`featx.fit.sgd.choose_solver`).
+SOLVERS = ("auto", "lbfgs", "sgd")
+DEFAULT_SOLVER = "auto"
 #: Successive halving (rows): all scalers x the whole grid on a stratified HALVING_FRACTION of the
 #: training rows (at least HALVING_MIN_SUBSET), then the best scaler on all rows over the
 #: HALVING_WINDOW grid values around the best C. Used when there are HALVING_MIN_ROWS rows or more

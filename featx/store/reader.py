@@ -206,6 +206,15 @@ class StoreReader:
         """Rows ``start:stop`` as one contiguous read."""
         return self._rows(start, stop)
 
+    def read_into(self, out: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` read straight into ``out`` (C-contiguous, ``stop - start`` rows; HDF5
+        converts to ``out``'s dtype): one contiguous read, no temporary array. Returns ``out``."""
+        if self.kind == "images" and self.data.dtype != self.dtype:  # foreign float pixels: rounded copy
+            out[...] = self._rows(start, stop)
+        elif stop > start:
+            self.data.read_direct(out, np.s_[start:stop], np.s_[0 : stop - start])
+        return out
+
     def _rows(self, start, stop) -> np.ndarray:
         x = self.data[start:stop]
         if x.dtype != self.dtype:  # foreign float pixels 0..255 (the book's writer stores images as float)
