@@ -163,7 +163,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     say(f"fit time: {result.fit_seconds:.2f}s ({_how(result)})")
     mem = result.config.get("memory")
     if mem:
-        mb = lambda b: f"{b / 2**20:.0f} MB"  # noqa: E731
+        from featx.fit.sgd import size_text as mb
+
         say(f"memory: peak RSS {mb(mem['peak_rss_bytes'])} ({mb(mem['start_rss_bytes'])} before reading: interpreter, "
             f"libraries, Keras backend); slab buffer {mb(mem['slab_buffer_bytes'])}, validation rows "
             f"{mb(mem['validation_bytes'])}, heads {mb(mem['heads_bytes'])}")

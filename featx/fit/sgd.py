@@ -164,9 +164,18 @@ def current_rss() -> int:
 
 
 def peak_rss() -> int:
-    """This process's peak resident bytes (``ru_maxrss``)."""
+    """This process's peak resident bytes: Linux's ``VmHWM`` (the high-water mark of this program's
+    memory; ``ru_maxrss`` also counts the parent's memory at ``fork``), else ``ru_maxrss``."""
     import resource
     import sys
+
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
 
     v = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(v if sys.platform == "darwin" else v * 1024)
@@ -215,11 +224,15 @@ def choose_solver(features, test=None) -> tuple[str, str]:
                 need += len(r) * int(math.prod(r.row_shape)) * 4
     need = int(need * IN_MEMORY_FACTOR)
     avail, source = available_memory()
-    gb = lambda b: f"{b / 1e9:.2f} GB"  # noqa: E731
     if need <= avail:
-        return "lbfgs", f"in memory: the fit needs about {gb(need)}, {gb(avail)} {source}"
-    return "sgd", (f"out of core (--solver sgd): loading the features would need about {gb(need)}, "
-                   f"more than the {gb(avail)} {source}")
+        return "lbfgs", f"in memory: the fit needs about {size_text(need)}, {size_text(avail)} {source}"
+    return "sgd", (f"out of core (--solver sgd): loading the features would need about {size_text(need)}, "
+                   f"more than the {size_text(avail)} {source}")
+
+
+def size_text(b: float) -> str:
+    """``1.57 GB``, ``64 MB``, ``10 KB`` (decimal units)."""
+    return f"{b / 1e9:.2f} GB" if b >= 1e9 else f"{b / 1e6:.0f} MB" if b >= 1e6 else f"{b / 1e3:.0f} KB"
 
 
 def fit_sgd(

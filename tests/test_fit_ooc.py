@@ -1,0 +1,130 @@
+"""``featx fit --solver sgd`` (out of core): the softmax heads reach sklearn's optimum at the same C,
+``--solver auto`` streams when the features would not fit, memory stays at the slab buffers, and a
+seed gives the same classifier. (The accuracy against the in-memory fit and the block reads are in
+tests/test_fit_search.py; the JAX backend in tests/test_jax.py.)"""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from featx.cli import cli
+from tests._transfer_helpers import write_features
+
+
+def _overlapping(n: int = 300, k: int = 3, dim: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    X = rng.normal(0, 1, (n, dim)) + 0.8 * rng.normal(0, 1, (k, dim))[y]
+    X *= rng.uniform(0.2, 5.0, dim)  # unequal feature scales: the global scaler differs from the standard one
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_softmax_heads_reach_sklearns_logistic_regression_at_the_same_C(k):
+    """Each head (two C values x both scalers) ends at sklearn's LogisticRegression solution for its
+    C on its scaler's inputs: the penalty 1 / (C n) per head, twice per column for two classes,
+    the global scaler's ratio, and the head read back out of the shared matrix."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.fit.scaling import global_from_standard
+    from featx.fit.softmax import SoftmaxHeads
+
+    X, y = _overlapping(k=k)
+    n, dim = X.shape
+    std = StandardScaler().fit(X)
+    scalers = {"standard": std, "global": global_from_standard(std)}
+    ratio = {"standard": np.ones(dim), "global": std.scale_ / scalers["global"].scale_}
+    heads = [(s, c) for s in ("standard", "global") for c in (0.01, 1.0)]
+    epochs, batch = 150, 50
+    m = SoftmaxHeads(dim, k, [1 / (c * n) for _, c in heads], [ratio[s] for s, _ in heads], mean=std.mean_,
+                     scale=std.scale_, learning_rate=0.05, total_steps=epochs * (n // batch))
+    rng = np.random.default_rng(0)
+    for _ in range(epochs):
+        p = rng.permutation(n)
+        for a in range(0, n, batch):
+            m.train_step(X[p[a : a + batch]], y[p[a : a + batch]])
+    for h, (s, c) in enumerate(heads):
+        ref = LogisticRegression(C=c, tol=1e-10, max_iter=10000).fit(scalers[s].transform(X), y)
+        coef, _ = m.head(h)
+        if k == 2:
+            coef = coef[1:] - coef[:1]  # sklearn's one logit
+        err = np.abs(coef - ref.coef_).max() / np.abs(ref.coef_).max()
+        assert err < 0.03, (s, c, err, coef, ref.coef_)
+    # the strongest penalty shrinks the weights: C really is per head
+    assert np.abs(m.head(0)[0]).max() < 0.5 * np.abs(m.head(1)[0]).max()
+
+
+def _file(tmp_path, n=400, dim=8, k=3, seed=0, name="f.h5"):
+    X, y = _overlapping(n=n, k=k, dim=dim, seed=seed)
+    return write_features(tmp_path / name, X, y, [f"c{i}" for i in range(k)])
+
+
+def test_auto_solver_streams_when_the_features_would_not_fit_in_memory(tmp_path, monkeypatch):
+    path = _file(tmp_path)
+    monkeypatch.setenv("FEATX_FIT_MEMORY", "1K")
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "a.pkl"), "--grid", "0.1,1", "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("solver: sgd, out of core (--solver sgd): loading the features would need about "
+                               "45 KB, more than the 1 KB FEATX_FIT_MEMORY"), r.output  # 400 x 8 x 4 x 3.5 bytes
+    assert "held-out rows accuracy" in r.output and "memory: peak RSS" in r.output
+    manifest = json.loads((tmp_path / "a.manifest.json").read_text())
+    assert manifest["config"]["solver"] == "sgd" and manifest["config"]["epochs"] == 2
+
+    monkeypatch.setenv("FEATX_FIT_MEMORY", "2G")
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "b.pkl"), "--grid", "0.1,1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("solver: lbfgs, in memory: the fit needs about") and "-fold CV accuracy" in r.output
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "c.pkl"), "--epochs", "2"])
+    assert r.exit_code == 2 and "--epochs apply to --solver sgd only (this run uses --solver lbfgs)" in r.output
+
+    monkeypatch.setenv("FEATX_FIT_MEMORY", "lots")
+    r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "d.pkl")])
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert "FEATX_FIT_MEMORY must be a size such as 2G or 512M. Received: 'lots'" in r.output
+    assert not (tmp_path / "d.pkl").exists()
+
+
+def _traced_peak(path, slab_rows: int, trace: bool = True) -> int:
+    from featx.fit import fit_sgd
+
+    gc.collect()
+    if trace:
+        tracemalloc.start()
+    try:
+        fit_sgd(path, slab_rows=slab_rows, epochs=1, grid=[1.0], scalers=["standard"], seed=0, batch_size=64)
+        return tracemalloc.get_traced_memory()[1] if trace else 0
+    finally:
+        tracemalloc.stop()
+
+
+def test_sgd_memory_grows_by_two_slabs_per_slab_not_with_the_file(tmp_path):
+    """The traced (NumPy and Python) peak of a fit with 4x larger slabs grows by at most two slabs'
+    worth (the reused slab buffer and the validation rows, capped at one slab) of the slab
+    difference: no concatenated, permuted or masked slab copies (the old slabs held five or more)."""
+    import keras  # noqa: F401 - imported before tracing
+
+    dim = 256
+    path = _file(tmp_path, n=4000, dim=dim, k=3)
+    _traced_peak(path, 256, trace=False)  # warm: import caches
+    small, large = _traced_peak(path, 256), _traced_peak(path, 1024)
+    slab_bytes = lambda rows: rows * dim * 4  # noqa: E731
+    assert large - small <= 2.25 * (slab_bytes(1024) - slab_bytes(256)), (small, large)
+
+
+def test_sgd_is_deterministic_for_a_seed(tmp_path):
+    from featx.fit import fit_sgd
+
+    path = _file(tmp_path, n=300)
+    kw = dict(slab_rows=64, epochs=3, grid=[0.1, 10.0])
+    a, b, c = fit_sgd(path, seed=3, **kw), fit_sgd(path, seed=3, **kw), fit_sgd(path, seed=4, **kw)
+    np.testing.assert_array_equal(a.estimator[-1].coef_, b.estimator[-1].coef_)
+    assert a.best_params == b.best_params and a.scores["rank1"] == b.scores["rank1"]
+    assert [r["val_curve"] for r in a.cv_results] == [r["val_curve"] for r in b.cv_results]
+    assert not np.array_equal(a.estimator[-1].coef_, c.estimator[-1].coef_)  # the seed orders the minibatches
