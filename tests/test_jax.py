@@ -2,8 +2,8 @@
 
 ONE JAX process runs the whole pipeline through the Python API and prints its results as JSON:
 build (train/val) -> extract (a folder through the thread loader, and the images store; a ``keras:``
-model trained by featx on TensorFlow in this process as the backbone) -> fit -> predict; train 1
-epoch -> evaluate with ten-crop; finetune 1 epoch (LP-FT from the fit's classifier), the fine-tuned
+model trained by featx on TensorFlow in this process as the backbone) -> fit -> predict; the
+out-of-core fit (softmax heads: the weights TensorFlow gives); train 1 epoch -> evaluate with ten-crop; finetune 1 epoch (LP-FT from the fit's classifier), the fine-tuned
 model loaded back; and whether TensorFlow was ever imported. The parent asserts on that JSON, and
 extracts the same images with the same model on TensorFlow while the child runs: features agree
 to 1e-4.
@@ -84,6 +84,10 @@ rows, manifest = predict_images(work / "clf.pkl", files + [str(work / "missing.p
 out["predict"] = [[r.label, r.probability, r.error] for r in rows]
 out["names"] = manifest["label_names"]
 lap("build_extract_fit_predict")
+from featx.fit import fit_sgd  # out of core: the softmax heads on the JAX backend
+sgd = fit_sgd(work / "jax_train.h5", slab_rows=16, epochs=3, grid=[0.1, 10.0], seed=0)
+out["sgd"] = {"backend": sgd.config["keras_backend"], "coef": sgd.estimator[-1].coef_.tolist(), "best": sgd.best_params}
+lap("fit_sgd")
 
 from featx.finetune import FinetuneConfig, finetune
 from featx.runtime.keras_files import load_keras_model
@@ -279,3 +283,15 @@ def test_two_process_multiworker_training_keeps_both_replicas_equal(tmp_path):
     assert len(w[0]) == len(w[1]) > 0 and all(np.array_equal(a, b) for a, b in zip(*w))
     moving_mean = np.asarray(models[0].get_layer("bn1").moving_mean)
     assert np.abs(moving_mean).max() > 1e-3  # from zeros: the replicas trained, and stayed equal
+
+
+def test_out_of_core_fit_under_jax_gives_the_tensorflow_weights(jax_run):
+    from featx.fit import fit_sgd
+
+    tmp, r = jax_run
+    tf = fit_sgd(tmp / "jax" / "jax_train.h5", slab_rows=16, epochs=3, grid=[0.1, 10.0], seed=0)
+    assert r["sgd"]["backend"] == "jax" and tf.config["keras_backend"] == "tensorflow"
+    coef = np.asarray(r["sgd"]["coef"])
+    assert coef.shape == tf.estimator[-1].coef_.shape and np.abs(coef).max() > 1e-3
+    np.testing.assert_allclose(coef, tf.estimator[-1].coef_, rtol=1e-3, atol=1e-5)
+    assert r["sgd"]["best"] == tf.best_params
