@@ -121,7 +121,8 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         from featx.fit import choose_solver
 
         solver, why = choose_solver(features, test)
-        say(f"solver: {solver}, {why}")
+        if solver == "sgd":  # the exception: say why this fit streams (and takes its time)
+            say(f"solver: {solver}, {why}")
     if solver == "sgd" and backend != DEFAULT_BACKEND:
         raise click.UsageError("--backend applies to --solver lbfgs (its CV folds); --solver sgd streams the file in one process")
     _refuse_other_solvers_options(solver)
@@ -163,7 +164,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     say(f"fit time: {result.fit_seconds:.2f}s ({_how(result)})")
     mem = result.config.get("memory")
     if mem:
-        from featx.fit.sgd import size_text as mb
+        from featx.fit import size_text as mb
 
         say(f"memory: peak RSS {mb(mem['peak_rss_bytes'])} ({mb(mem['start_rss_bytes'])} before reading: interpreter, "
             f"libraries, Keras backend); slab buffer {mb(mem['slab_buffer_bytes'])}, validation rows "

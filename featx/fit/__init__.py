@@ -57,6 +57,7 @@ from featx.fit.sgd import (
     DEFAULT_SLAB_ROWS,
     choose_solver,
     fit_sgd,
+    size_text,
 )
 from featx.fit.tuning import SearchResult, make_pipeline
 from featx.fit.tuning import search as search_classifier
@@ -102,5 +103,6 @@ __all__ = [
     "search_classifier",
     "settings_mismatch",
     "side_paths",
+    "size_text",
     "versions",
 ]
