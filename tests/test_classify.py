@@ -235,6 +235,31 @@ def test_global_scaler_keeps_relative_feature_sizes():
     assert GlobalScaler().fit(np.ones((4, 2))).scale_ == 1.0  # constant features: no division by zero
 
 
+def test_global_scaler_small_variances_dtypes_and_width():
+    """Killed mutants of fit/scaling.py: a variance below 1 is divided out (not only above 1), float32
+    stays float32 (no float64 copy of every feature), integer features come back as floats, and a
+    matrix of another width is refused by name."""
+    from sklearn.exceptions import NotFittedError
+
+    from featx.fit.scaling import GlobalScaler
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 0.1, (400, 4))  # variance 0.01
+    g = GlobalScaler().fit(X)
+    assert g.scale_ == pytest.approx(np.sqrt(X.var(axis=0).mean()), rel=1e-12) and g.n_features_in_ == 4
+    np.testing.assert_allclose(g.transform(X).var(axis=0).mean(), 1.0, rtol=1e-9)
+    X32 = X.astype(np.float32)
+    Z32 = GlobalScaler().fit(X32).transform(X32)
+    assert Z32.dtype == np.float32 and np.allclose(Z32, g.transform(X), atol=1e-5)
+    Xi = rng.integers(0, 5, (50, 3))  # e.g. counts stored as integers
+    Zi = GlobalScaler().fit(Xi).transform(Xi)
+    assert Zi.dtype.kind == "f" and np.allclose(Zi.mean(axis=0), 0) and len(np.unique(Zi)) > 5
+    with pytest.raises(ValueError, match="X has 3 features, but GlobalScaler is expecting 4 features"):
+        g.transform(X[:, :3])
+    with pytest.raises(NotFittedError):
+        GlobalScaler().transform(X)
+
+
 def test_binary_problem_like_dogs_vs_cats():
     X, y = separable_features(n_per_class=30, classes=2, dim=32, seed=4)
     r = fit_classifier(X, y, label_names=["cat", "dog"], grid=[0.01, 1.0], jobs=1)
