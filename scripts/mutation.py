@@ -40,6 +40,8 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                     "tests/test_fit_search.py::test_chosen_C_is_reproducible_for_a_seed_and_independent_of_the_backend",
                     "tests/test_fit_search.py::test_library_fit_leaves_the_callers_features_alone",
                     "tests/test_classify.py", "-k", "not predict and not tensorflow"]),
+    # scaling alone on the fast fit tests (fit-search's selection runs the digits grid search: ~30 s a mutant)
+    "fit-scaling": (["featx/fit/scaling.py"], ["tests/test_classify.py", "-k", "not predict and not tensorflow"]),
     "fit-tuning": (["featx/fit/tuning.py"], ["tests/test_fit_search.py", "tests/test_classify.py",
                                             "-k", "not predict and not tensorflow and not ray"]),
     "manifest": (["featx/fit/manifest.py", "featx/fit/export.py"],
