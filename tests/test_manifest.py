@@ -10,6 +10,7 @@ import hashlib
 import json
 import pathlib
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -331,3 +332,33 @@ def test_export_is_one_crash_safe_unit_with_a_kill_at_every_step(fitted, data, t
         export_classifier(other, out, overwrite=True)
         est, manifest = load_classifier(out)
         assert est[-1].C == 0.01 and manifest["sha256"] != old_sha
+
+
+def test_cross_check_refuses_label_names_that_are_not_a_list_of_strings_and_names_both_lists(tmp_path):
+    """Survivors of the manifest mutation run: ``or`` -> ``and`` in the names check, the shortened
+    name lists of the "was edited" message (six names in full, more cut after five with the count)."""
+    from types import SimpleNamespace
+
+    from featx.fit.manifest import cross_check
+
+    clf = tmp_path / "clf.pkl"
+    est = SimpleNamespace(classes_=np.arange(3))
+    assert cross_check(clf, est, {"label_names": ["a", "b", "c"]})["label_names"] == ["a", "b", "c"]
+    for bad in ("abc", {"a": 0}, None, ["a", 1, "c"], [b"a", "b", "c"]):
+        with pytest.raises(FeatxError, match=r"clf\.manifest\.json has no list of label_names; re-export"):
+            cross_check(clf, est, {"label_names": bad})
+    with pytest.raises(FeatxError, match=r"lists 2 label names but the classifier predicts 3 classes"):
+        cross_check(clf, est, {"label_names": ["a", "b"]})
+    many = [f"n{i}" for i in range(8)]
+    own = SimpleNamespace(classes_=np.arange(8), featx_label_names_=many)
+    edited = [*many[:7], "x"]
+    with pytest.raises(FeatxError) as ei:
+        cross_check(clf, own, {"label_names": edited})
+    assert str(ei.value) == (
+        "clf.manifest.json was edited: its label_names ['n0', 'n1', 'n2', 'n3', 'n4', ... (8 names)] differ from the "
+        "classifier's own ['n0', 'n1', 'n2', 'n3', 'n4', ... (8 names)]; restore the manifest or re-export with featx fit"
+    ).replace("clf.manifest.json", str(tmp_path / "clf.manifest.json"))
+    six = SimpleNamespace(classes_=np.arange(6), featx_label_names_=list("abcdef"))
+    with pytest.raises(FeatxError, match=re.escape("label_names ['a', 'b', 'c', 'd', 'e', 'x'] differ from the "
+                                                   "classifier's own ['a', 'b', 'c', 'd', 'e', 'f']")):
+        cross_check(clf, six, {"label_names": list("abcdex")})
