@@ -1,7 +1,7 @@
 """``featx fit``: a tuned logistic regression on features, exported with a verifiable manifest.
 
-Pure scikit-learn + NumPy + h5py: importing this package (and running ``featx fit``) never imports
-TensorFlow. :func:`fit_features` reads top-down, each step a module of its own:
+Importing this package never imports TensorFlow, and neither does the in-memory fit (scikit-learn +
+NumPy + h5py); the out-of-core fit (``--solver sgd``) trains with Keras on its configured backend. :func:`fit_features` reads top-down, each step a module of its own:
 
 1. load the features (:mod:`featx.fit.features`) and check a held-out file against them;
 2. search C and the scaler and score the refit winner: in memory (:mod:`featx.fit.lbfgs`, over

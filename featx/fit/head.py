@@ -11,7 +11,8 @@ export`` serves it).
   logits ``(0, z)``: ``softmax((0, z)) = (1 - sigmoid(z), sigmoid(z))`` exactly.
 * Classes the classifier never saw (absent from ``classes_``) get a zero kernel column and a very
   negative bias: probability 0, as :func:`featx.fit.full_proba` gives them.
-* One-vs-rest models (``SGDClassifier``, ``featx fit --solver sgd``, with more than two classes)
+* One-vs-rest models (``SGDClassifier`` with more than two classes, as ``featx fit --solver sgd``
+  wrote before it fitted softmax heads; now it exports a ``LogisticRegression``)
   normalise per-class sigmoids, which no softmax layer reproduces: refused in one line unless
   ``ovr="softmax"`` accepts the softmax of their logits (the same ranking, other probabilities).
   :func:`head_activation` tells them apart: their probabilities are ``softmax(log_sigmoid(logits))``.
@@ -50,7 +51,7 @@ def head_activation(estimator) -> str:
 
     ``"softmax"`` for a multinomial or binary logistic regression; ``"ovr"`` for a one-vs-rest model
     on more than two classes, whose probabilities are the per-class sigmoids normalised to sum to
-    one, i.e. ``softmax(log_sigmoid(logits))`` (what ``featx export`` builds for ``--solver sgd``).
+    one, i.e. ``softmax(log_sigmoid(logits))`` (what ``featx export`` builds for such a model).
     """
     _, model = _steps(estimator)
     return "ovr" if _is_ovr(model, np.atleast_2d(model.coef_).shape[0]) else "softmax"
