@@ -128,3 +128,31 @@ def test_sgd_is_deterministic_for_a_seed(tmp_path):
     assert a.best_params == b.best_params and a.scores["rank1"] == b.scores["rank1"]
     assert [r["val_curve"] for r in a.cv_results] == [r["val_curve"] for r in b.cv_results]
     assert not np.array_equal(a.estimator[-1].coef_, c.estimator[-1].coef_)  # the seed orders the minibatches
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_sgd_classifier_is_a_logistic_regression_whose_probabilities_are_the_heads_softmax(tmp_path, k):
+    """The winner exported as sklearn's LogisticRegression (one logit for two classes): its
+    predict_proba is the softmax of the winning head's logits, and dense_head (export, finetune
+    --head) folds it like any in-memory fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    from featx.fit import dense_head, fit_sgd, head_activation
+
+    X, y = _overlapping(n=240, k=k, dim=5, seed=1)
+    path = write_features(tmp_path / "f.h5", X, y, [f"c{i}" for i in range(k)])
+    res = fit_sgd(path, slab_rows=64, epochs=2, grid=[0.1, 1.0], seed=0)
+    lr = res.estimator[-1]
+    assert isinstance(lr, LogisticRegression) and lr.coef_.shape == ((1 if k == 2 else k), 5)
+    assert head_activation(res.estimator) == "softmax"
+    kernel, bias = dense_head(res.estimator, k)
+    z = X @ kernel.astype(np.float64) + bias
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), res.estimator.predict_proba(X), atol=1e-5)
+    # the exported model scores the validation rows as the winning Keras head did (a wrong sign or
+    # column for two classes would not)
+    from featx.fit.sgd import _roles
+
+    val = _roles(y, 0.25, 0, False, 64) == 1
+    assert (res.estimator.predict(X[val]) == y[val]).mean() == pytest.approx(res.cv_score, abs=1 / val.sum())
+    assert res.cv_score > 1 / k + 0.15  # it learned something
