@@ -349,6 +349,9 @@ def test_cross_check_refuses_label_names_that_are_not_a_list_of_strings_and_name
             cross_check(clf, est, {"label_names": bad})
     with pytest.raises(FeatxError, match=r"lists 2 label names but the classifier predicts 3 classes"):
         cross_check(clf, est, {"label_names": ["a", "b"]})
+    # classes 0 and 2 only (class 1 had no training rows): label 2 still needs a name
+    with pytest.raises(FeatxError, match=r"lists 2 label names but the classifier predicts 3 classes"):
+        cross_check(clf, SimpleNamespace(classes_=np.array([0, 2])), {"label_names": ["a", "b"]})
     many = [f"n{i}" for i in range(8)]
     own = SimpleNamespace(classes_=np.arange(8), featx_label_names_=many)
     edited = [*many[:7], "x"]
