@@ -365,3 +365,27 @@ def test_cross_check_refuses_label_names_that_are_not_a_list_of_strings_and_name
     with pytest.raises(FeatxError, match=re.escape("label_names ['a', 'b', 'c', 'd', 'e', 'x'] differ from the "
                                                    "classifier's own ['a', 'b', 'c', 'd', 'e', 'f']")):
         cross_check(clf, six, {"label_names": list("abcdex")})
+
+
+def test_a_stale_manifest_partial_beside_a_committed_classifier_is_not_an_unfinished_export(fitted, tmp_path):
+    """Survivors of export.py's ``_committed``: a classifier its final manifest vouches for stays a
+    finished export (fit refuses to replace it without --overwrite) even with a manifest partial
+    beside it; one only its partial manifest vouches for (killed before the manifest's rename:
+    the final one is an older export's, or missing) is unfinished."""
+    from featx.fit.export import unfinished_export
+
+    out = tmp_path / "clf.pkl"
+    export_classifier(fitted, out, backbone=dict(BB32))
+    manifest = side_paths(out)[0]
+    partial = manifest.with_name(manifest.name + ".partial")
+    partial.write_text("{}")
+    assert not unfinished_export(out)
+    partial.write_text(manifest.read_text())  # the partial manifest vouches for it too
+    assert not unfinished_export(out)
+    m = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**m, "sha256": "0" * 64}))  # an older export's manifest
+    assert unfinished_export(out)
+    manifest.write_text("[]")  # not a manifest at all
+    assert unfinished_export(out)
+    manifest.unlink()
+    assert unfinished_export(out)
