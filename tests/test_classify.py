@@ -260,6 +260,43 @@ def test_global_scaler_small_variances_dtypes_and_width():
         GlobalScaler().transform(X)
 
 
+def test_chunked_scaling_helpers_equal_sklearn_on_every_row():
+    """fit/scaling.py's chunk-by-chunk helpers (what the search scales the features with) against
+    sklearn on the whole matrix: chunks of 7 rows over 30 (the last one short), small variances,
+    a constant feature, float32 kept in place."""
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.fit.scaling import (
+        GlobalScaler,
+        column_scale,
+        fit_standard,
+        global_from_standard,
+        rescale_inplace,
+        transform_inplace,
+    )
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(3, 0.2, (30, 4)) * np.array([1.0, 0.5, 2.0, 0.0]) + np.array([0, 1, 2, 7])  # last: constant
+    ref = StandardScaler().fit(X)
+    sc = fit_standard(X, chunk_rows=7)
+    np.testing.assert_allclose(sc.mean_, ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(sc.var_, ref.var_, rtol=1e-9, atol=1e-15)
+    g, gref = global_from_standard(sc), GlobalScaler().fit(X)
+    assert g.scale_ == pytest.approx(gref.scale_, rel=1e-9) and g.n_features_in_ == 4
+    np.testing.assert_allclose(g.mean_, gref.mean_, rtol=1e-12)
+    assert column_scale(g).shape == (4,) and np.all(column_scale(g) == g.scale_)  # one divisor per feature
+    np.testing.assert_allclose(column_scale(sc), ref.scale_, rtol=1e-9)
+    assert global_from_standard(fit_standard(np.full((5, 2), 3.0))).scale_ == 1.0  # no division by zero
+    for scaler in (sc, g):
+        Z = X.astype(np.float32)
+        out = transform_inplace(Z, scaler, chunk_rows=7)
+        assert out is Z and Z.dtype == np.float32
+        np.testing.assert_allclose(Z, scaler.transform(X), rtol=1e-5, atol=1e-5)
+    Z = transform_inplace(X.astype(np.float32), sc, chunk_rows=7)
+    rescale_inplace(Z, sc, g, chunk_rows=7)  # standard-scaled -> globally scaled, in place
+    np.testing.assert_allclose(Z, g.transform(X), rtol=1e-5, atol=1e-5)
+
+
 def test_binary_problem_like_dogs_vs_cats():
     X, y = separable_features(n_per_class=30, classes=2, dim=32, seed=4)
     r = fit_classifier(X, y, label_names=["cat", "dog"], grid=[0.01, 1.0], jobs=1)
