@@ -12,6 +12,7 @@ from featx.report import COLUMNS
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # two demo runs in one test: past the 300 s default on a loaded machine
 def test_demo_interrupted_then_rerun_continues_and_reports_every_method_and_column(tmp_path, monkeypatch):
     import keras
 
