@@ -10,6 +10,12 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# `pytest -n N`: N workers share the cores, so each worker's (and its children's) TensorFlow and BLAS
+# compute pools get cores // N threads; oversubscribed pools cost more than they bring on 2 cores
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+if _WORKERS > 1:
+    for _var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 
 def color_image(rng: np.random.Generator, w: int = 24, h: int = 20, tint: int = 0) -> np.ndarray:

@@ -20,11 +20,13 @@ from tests.conftest import color_image, save
 #: featx's CLI in a child process, each decode slowed down so the signal lands mid-build
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import itertools, sys, time
     import featx.data.decode as decode
     real = decode.read_rgb  # every decoding path (build's slabs, extract's readers) reads through it
+    calls = itertools.count()
     def slow(*a, **k):
-        time.sleep(0.05)
+        # past the first 64-row slab, slower still: the run cannot end before the signal lands
+        time.sleep(0.05 if next(calls) < 64 else 0.3)
         return real(*a, **k)
     decode.read_rgb = slow
     from featx.cli import main

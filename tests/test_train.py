@@ -45,15 +45,16 @@ def _tiny_args(stores, run, *extra):
             "--input-size", "16", "--batch-size", "16", "--no-progress", *extra]
 
 
-_MINI = ("--input-size", "16", "--epochs", "2", "--batch-size", "16", "--no-progress")
-
-
 @pytest.fixture(scope="module")
-def mini_one(stores, tmp_path_factory):
-    """MiniGoogLeNet, 2 epochs, one device, default settings (precise BN, keep best): (run, output)."""
-    run = tmp_path_factory.mktemp("mini") / "one"
-    res = _invoke(["train", "minigooglenet", "--train", stores["train"], "--val", stores["val"], "-o", str(run),
-                   "--checkpoint-every", "1", *_MINI])
+def tiny_one(stores, tmp_path_factory):
+    """tinycnn (with BatchNorm), 2 epochs, one device, default settings (precise BN, keep best): (run, output).
+
+    A scratch model of the registry would prove the same at 10x the time (MiniGoogLeNet: about 30 s
+    of tracing on 2 cores); the demo test trains MiniGoogLeNet through the same code.
+    """
+    register_tiny()
+    run = tmp_path_factory.mktemp("tiny") / "one"
+    res = _invoke(_tiny_args(stores, run, "--epochs", "2", "--checkpoint-every", "1"))
     return run, res
 
 
@@ -70,14 +71,14 @@ def _val_accuracy(run, store, size=16):
 
 
 # ------------------------------------------------------------------------------ learning
-def test_minigooglenet_two_epochs_fills_run_dir(stores, mini_one):
+def test_two_epochs_fill_the_run_dir(stores, tiny_one):
     import keras
 
     from featx.store import open_store
 
-    run, res = mini_one
+    run, res = tiny_one
     assert res.exit_code == 0, res.output
-    assert "trained minigooglenet" in res.output and str(run / "model.keras") in res.output
+    assert f"trained {TINY}" in res.output and str(run / "model.keras") in res.output
     for name in ("model.keras", "history.json", "curves.png", "config.json", "mean.json",
                  "checkpoints/epoch_001.keras", "checkpoints/epoch_002.keras"):
         assert (run / name).is_file(), name
@@ -89,28 +90,26 @@ def test_minigooglenet_two_epochs_fills_run_dir(stores, mini_one):
     assert hist["lr"][0] == pytest.approx(0.01) and hist["lr"][1] == pytest.approx(0.005)  # linear decay
     # 12 steps fit the training data (training-mode accuracy; precise BN makes the saved model follow)
     assert hist["loss"][1] < hist["loss"][0] and hist["accuracy"][1] >= 0.7
-    assert conf["status"] == "finished" and conf["model"] == "minigooglenet" and conf["input_size"] == 16
+    assert conf["status"] == "finished" and conf["model"] == TINY and conf["input_size"] == 16
     assert conf["strategy"] == "one" and conf["replicas"] == 1 and conf["global_batch_size"] == 16
     assert conf["keep"] == "best" and conf["kept_epoch"] in (1, 2) and conf["augment"]["preset"] == "none"
     assert conf["label_names"] == ["class0", "class1", "class2"] and conf["classes"] == 3
     assert conf["train_seconds"] == pytest.approx(sum(hist["seconds"]), rel=1e-3)
-    assert conf["params"] > 1_000_000 and conf["files"]["model_size_bytes"] == (run / "model.keras").stat().st_size
+    assert conf["params"] > 1_000 and conf["files"]["model_size_bytes"] == (run / "model.keras").stat().st_size
     with open_store(stores["train"]) as r:
         assert conf["mean_rgb"] == pytest.approx(r.mean_rgb)
         assert json.loads((run / "mean.json").read_text())["G"] == pytest.approx(r.mean_rgb[1])
     model = keras.saving.load_model(run / "model.keras")
-    assert model.layers[1].name == "mean_subtraction" and model.get_layer("flatten").output.shape[-1] == 336
+    assert model.layers[1].name == "mean_subtraction" and model.get_layer("gap").output.shape[-1] == 16
     assert model.count_params() == conf["params"] and getattr(model, "optimizer", None) is None  # inference export
 
 
-def test_two_epoch_run_learns_well_above_chance(stores, tmp_path):
+def test_two_epoch_run_learns_well_above_chance(stores, tiny_one):
     import keras
 
     from featx.store import open_store
 
-    register_tiny()
-    run = tmp_path / "tiny"
-    res = _invoke(_tiny_args(stores, run, "--epochs", "2"))
+    run, res = tiny_one
     assert res.exit_code == 0, res.output
     model = keras.saving.load_model(run / "model.keras")
     with open_store(stores["val"]) as r:
