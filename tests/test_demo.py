@@ -19,7 +19,7 @@ def test_demo_interrupted_then_rerun_continues_and_reports_every_method_and_colu
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights: the fallback path
     out = tmp_path / "demo"
     args = ["demo", "-o", str(out), "--per-class", "10", "--epochs", "2", "--extract-size", "32",
-            "-m", "minigooglenet", "--batch-size", "32", "--no-progress"]  # one scratch model: each is the same path
+            "-m", "minigooglenet", "--batch-size", "35", "--no-progress"]  # one scratch model: each is the same path; 70 training rows = 2 whole batches (no retrace for a short last one)
 
     # Ctrl-C in the middle of training, once epoch 1 is backed up (build, extract and fit are done)
     backup_end = keras.callbacks.BackupAndRestore.on_epoch_end
