@@ -98,7 +98,7 @@ def _traced_peak(path, slab_rows: int, trace: bool = True) -> int:
     if trace:
         tracemalloc.start()
     try:
-        fit_sgd(path, slab_rows=slab_rows, epochs=1, grid=[1.0], scalers=["standard"], seed=0, batch_size=64)
+        fit_sgd(path, slab_rows=slab_rows, epochs=1, grid=[1.0], scalers=["standard"], seed=0, batch_size=256)
         return tracemalloc.get_traced_memory()[1] if trace else 0
     finally:
         tracemalloc.stop()
@@ -111,7 +111,7 @@ def test_sgd_memory_grows_by_two_slabs_per_slab_not_with_the_file(tmp_path):
     import keras  # noqa: F401 - imported before tracing
 
     dim = 256
-    path = _file(tmp_path, n=4000, dim=dim, k=3)
+    path = _file(tmp_path, n=3000, dim=dim, k=3)
     _traced_peak(path, 256, trace=False)  # warm: import caches
     small, large = _traced_peak(path, 256), _traced_peak(path, 1024)
     slab_bytes = lambda rows: rows * dim * 4  # noqa: E731
