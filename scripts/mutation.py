@@ -42,6 +42,9 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                     "tests/test_classify.py", "-k", "not predict and not tensorflow"]),
     # scaling alone on the fast fit tests (fit-search's selection runs the digits grid search: ~30 s a mutant)
     "fit-scaling": (["featx/fit/scaling.py"], ["tests/test_classify.py", "-k", "not predict and not tensorflow"]),
+    # search.py alone on test_fit_search's in-memory tests (no Ray, no streaming, no CLI files)
+    "fit-search-only": (["featx/fit/search.py"],
+                        ["tests/test_fit_search.py", "-k", "not ray and not sgd and not report and not book and not option"]),
     "fit-tuning": (["featx/fit/tuning.py"], ["tests/test_fit_search.py", "tests/test_classify.py",
                                             "-k", "not predict and not tensorflow and not ray"]),
     "manifest": (["featx/fit/manifest.py", "featx/fit/export.py"],
