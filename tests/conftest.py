@@ -26,6 +26,22 @@ def color_image(rng: np.random.Generator, w: int = 24, h: int = 20, tint: int = 
     return (base + noise).astype(np.uint8)
 
 
+def disk_full_when_syncing(monkeypatch, name: str):
+    """``os.fsync`` raises ENOSPC for files whose path contains ``name`` (the fd's path read from
+    ``/proc``, Linux); other files sync as usual. Returns the real ``os.fsync``."""
+    import errno
+
+    real = os.fsync
+
+    def fsync(fd):
+        if name in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return real
+
+
 def save(arr: np.ndarray, path: Path, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(arr).save(path, **kw)

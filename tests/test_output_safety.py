@@ -26,6 +26,7 @@ from featx.cli import cli
 from featx.errors import FeatxError
 from featx.outputs import lock_path
 from tests._transfer_helpers import separable_features, write_features
+from tests.conftest import disk_full_when_syncing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -386,14 +387,7 @@ def test_disk_full_while_fit_writes_the_classifier_one_line_nothing_half_written
     """ENOSPC from the OS while featx fit writes clf.pkl: one line naming the file, no classifier at
     its final path, and a rerun with space writes it (README: disk full in fit's classifier)."""
     out = tmp_path / "models" / "clf.pkl"
-    real_fsync = os.fsync
-
-    def full_for_the_classifier(fd):
-        if "clf.pkl" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_for_the_classifier)
+    real_fsync = disk_full_when_syncing(monkeypatch, "clf.pkl")
     line = _one_line_error(_run("fit", feats, "-o", out, *FIT), r"cannot write .*clf\.pkl.*\[Errno 28\] No space left")
     assert "Traceback" not in line and not out.exists()
     assert not any(p.name.endswith(".tmp") for p in out.parent.iterdir())  # no temporary file left

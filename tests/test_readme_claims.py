@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from featx.cli import cli
 from tests._scratch_helpers import PLAIN, make_stores, register_plain
 from tests._transfer_helpers import tiny_model
+from tests.conftest import disk_full_when_syncing
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +205,7 @@ def test_disk_full_while_train_writes_its_files_one_line_nothing_half_written(st
     """ENOSPC while featx train writes history.json (every epoch) and model.keras (at the end): one
     line naming the file, no file at the final path, no temporary file left behind."""
     run = tmp_path / "run"
-    real_fsync = os.fsync
-
-    def full_for_history(fd):
-        if "history.json" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", full_for_history)
+    real_fsync = disk_full_when_syncing(monkeypatch, "history.json")
     line = _one_line(_train(stores, run))
     assert "history.json" in line and "[Errno 28] No space left on device" in line
     assert not (run / "history.json").exists() and not (run / "model.keras").exists()
