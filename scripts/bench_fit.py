@@ -54,42 +54,35 @@ sys.path.insert(0, str(ROOT))
 BOOK_GRID = [1e-4, 1e-3, 1e-2, 0.1, 1.0]
 
 
-def digits_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _jittered_digits(n: int, rng: np.random.Generator, *, shift: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits upsampled to 20x20, pasted into 28x28 shifted by up to ``shift`` px,
+    plus Gaussian pixel noise of ``sigma`` (0..255), clipped."""
     import cv2
     from sklearn.datasets import load_digits
 
     dg = load_digits()
-    rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(dg.images), n)
     X = np.empty((n, 784), np.float32)
     for k, i in enumerate(idx):
         im = cv2.resize(dg.images[i].astype(np.float32) * 16, (20, 20), interpolation=cv2.INTER_LINEAR)
         canvas = np.zeros((28, 28), np.float32)
-        dy, dx = 4 + rng.integers(-1, 2, 2)
+        dy, dx = 4 + rng.integers(-shift, shift + 1, 2)
         canvas[dy : dy + 20, dx : dx + 20] = im
-        canvas += rng.normal(0, 20, canvas.shape)
+        canvas += rng.normal(0, sigma, canvas.shape)
         X[k] = np.clip(canvas, 0, 255).ravel()
     return X, dg.target[idx].astype(np.int64)
+
+
+def digits_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``digits784``: the jittered digits (shifts up to 1 px, pixel noise sigma 20)."""
+    return _jittered_digits(n, np.random.default_rng(seed), shift=1, sigma=20)
 
 
 def hard_digits_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``digits_noisy784``: the jittered digits made hard: heavy pixel noise (sigma 80), shifts up to
     2 px, and 15% of the labels replaced by a random other class (label noise no model can learn)."""
-    import cv2
-    from sklearn.datasets import load_digits
-
-    dg = load_digits()
     rng = np.random.default_rng(seed + 100)
-    idx = rng.integers(0, len(dg.images), n)
-    X = np.empty((n, 784), np.float32)
-    for k, i in enumerate(idx):
-        im = cv2.resize(dg.images[i].astype(np.float32) * 16, (20, 20), interpolation=cv2.INTER_LINEAR)
-        canvas = np.zeros((28, 28), np.float32)
-        dy, dx = 4 + rng.integers(-2, 3, 2)
-        canvas[dy : dy + 20, dx : dx + 20] = im
-        canvas += rng.normal(0, 80, canvas.shape)
-        X[k] = np.clip(canvas, 0, 255).ravel()
-    y = dg.target[idx].astype(np.int64)
+    X, y = _jittered_digits(n, rng, shift=2, sigma=80)
     flip = rng.random(n) < 0.15
     y[flip] = (y[flip] + rng.integers(1, 10, int(flip.sum()))) % 10
     return X, y
