@@ -156,3 +156,24 @@ def test_sgd_classifier_is_a_logistic_regression_whose_probabilities_are_the_hea
     val = _roles(y, 0.25, 0, False, 64) == 1
     assert (res.estimator.predict(X[val]) == y[val]).mean() == pytest.approx(res.cv_score, abs=1 / val.sum())
     assert res.cv_score > 1 / k + 0.15  # it learned something
+
+
+def test_minibatches_cover_every_training_row_once_from_one_reused_buffer():
+    """Across slab boundaries (remainders carried over), every row of the wanted role comes once per
+    epoch, in full batches but the last, each batch written into the same buffer (no fresh arrays)."""
+    from featx.fit.sgd import _batches
+
+    n, dim = 53, 3
+    X = np.arange(n * dim, dtype=np.float32).reshape(n, dim)
+    y = np.arange(n)
+    role = (np.arange(n) % 5 == 0).astype(np.int8)  # every fifth row is held out
+    slabs = [(X[a : a + 12], y[a : a + 12], np.arange(a, min(a + 12, n))) for a in range(0, n, 12)]
+    seen, sizes, buffers = [], [], set()
+    for xb, yb in _batches(iter(slabs), role, 0, 8, np.random.default_rng(0)):
+        np.testing.assert_array_equal(xb, X[yb])  # rows and labels stay paired
+        seen += yb.tolist()
+        sizes.append(len(yb))
+        buffers.add(xb.__array_interface__["data"][0])
+    assert sorted(seen) == [i for i in range(n) if i % 5] and len(seen) == len(set(seen))
+    assert sizes[:-1] == [8] * (len(sizes) - 1) and 0 < sizes[-1] <= 8
+    assert len(buffers) == 1
