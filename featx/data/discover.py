@@ -176,10 +176,33 @@ def _relative_to(root: Path):
     return lambda p: os.path.relpath(p, root) if os.path.abspath(p) != str(root) else str(root)
 
 
-def _add_file(d: Discovery, path: Path, label: str | None) -> None:
-    rel = os.path.relpath(path, d.root)
-    if not is_image_name(path.name):
-        ext = path.suffix.lower() or "no extension"
+def _rel(path: str, root: str) -> str:
+    """``os.path.relpath(path, root)`` for a path found by listing below ``root`` (absolute): the
+    name after ``root/`` (relpath's two abspath calls cost more than the listing itself)."""
+    head = root.rstrip(os.sep) + os.sep
+    tail = path[len(head):]
+    if path.startswith(head) and tail and ".." not in tail.split(os.sep):
+        return tail
+    return os.path.relpath(path, root)
+
+
+def _listing(folder: Path) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
+    """``(folders, files)`` in ``folder``, by name (what ``sorted(folder.iterdir())`` with
+    ``is_dir()`` / ``is_file()`` gives): one ``scandir``, the entry types it reports (no ``stat``
+    per file), names compared as strings, not as ``Path`` objects."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    dirs, files = [], []
+    for e in entries:
+        (dirs if e.is_dir() else files if e.is_file() else []).append(e)
+    return dirs, files
+
+
+def _add_file(d: Discovery, path: Path | str, label: str | None, name: str | None = None) -> None:
+    rel = _rel(str(path), str(d.root))
+    name = name if name is not None else os.path.basename(path)
+    if not is_image_name(name):
+        ext = Path(name).suffix.lower() or "no extension"
         d.skipped.append({"path": rel, "reason": f"not an image file ({ext})"})
     elif label is None:
         d.skipped.append({"path": rel, "reason": "no label in the file name (expected 'label.N.ext')"})
@@ -189,21 +212,20 @@ def _add_file(d: Discovery, path: Path, label: str | None) -> None:
 
 def _scan_folder(d: Discovery, folder: Path, guard: FolderGuard | None = None) -> str:
     """Add the images of ``folder`` (class folders or flat names) to ``d``; return the layout."""
-    entries = sorted(folder.iterdir())
-    subdirs = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    files = [e for e in entries if e.is_file()]
+    dirs, files = _listing(folder)
+    subdirs = [folder / e.name for e in dirs if not e.name.startswith(".")]
     if subdirs:
         guard = guard or FolderGuard(subdirs, d.skipped, _relative_to(d.root), enclosing=d.root)
         for sub in subdirs:
             for f in guard.walk_files(sub):
                 _add_file(d, f, sub.name)
         for f in files:
-            d.skipped.append({"path": os.path.relpath(f, d.root), "reason": "not inside a class folder"})
+            d.skipped.append({"path": _rel(f.path, str(d.root)), "reason": "not inside a class folder"})
         return "class folders"
     for f in files:
         stem = f.name
         label = stem.split(".", 1)[0] if stem.count(".") >= 2 else None
-        _add_file(d, f, label or None)
+        _add_file(d, f.path, label or None, stem)
     return "label.N file names"
 
 
@@ -242,9 +264,7 @@ def discover(src: str | os.PathLike) -> Discovery:
         return _from_csv(src)
     root = src.resolve()
     d = Discovery(root=root, layout="")
-    split_dirs = {
-        SPLIT_DIRS[e.name.lower()]: e for e in sorted(root.iterdir()) if e.is_dir() and e.name.lower() in SPLIT_DIRS
-    }
+    split_dirs = {SPLIT_DIRS[e.name.lower()]: root / e.name for e in _listing(root)[0] if e.name.lower() in SPLIT_DIRS}
     if "train" in split_dirs:
         d.splits = {}
         layouts = set()
