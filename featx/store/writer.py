@@ -337,6 +337,7 @@ class StoreWriter:
         elif not self._pending_skips and self._pending_next == self.progress["next_index"]:
             return
         self._file.flush()
+        _start_writeback(self._file)
         self.progress["skipped"].extend(self._pending_skips)
         self._pending_skips = []
         self.progress["next_index"] = self._pending_next
@@ -464,6 +465,38 @@ def _as_str(v) -> str | None:
     if v is None:
         return None
     return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _libc_sync_file_range():
+    """Linux's ``sync_file_range`` from the C library (``None`` where there is none)."""
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # pragma: no cover - not Linux / glibc
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_SYNC_FILE_RANGE = _libc_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2  # start write-out of the dirty pages, do not wait for it
+
+
+def _start_writeback(f: h5py.File) -> None:
+    """Start writing the file's dirty pages to disk without waiting (``sync_file_range``), so the
+    ``fsync`` in :meth:`StoreWriter.finish` waits for the last slab only instead of the whole file
+    (100 ms of 1,000 256 px images here). Durability is unchanged: ``finish`` still fsyncs before
+    its rename. Does nothing where the call or the file descriptor is not available."""
+    if _SYNC_FILE_RANGE is None:
+        return
+    try:
+        fd = f.id.get_vfd_handle()
+    except (AttributeError, ValueError, TypeError, RuntimeError, OSError):  # pragma: no cover - another driver
+        return
+    if isinstance(fd, int) and fd >= 0:
+        _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)  # a failure only loses the head start
 
 
 def _fsync(path: Path) -> None:
