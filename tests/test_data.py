@@ -219,3 +219,38 @@ def test_rgb_array_is_pillows_pixels_without_the_pad_byte():
     assert decode.rgb_array(big).tobytes() == np.asarray(big).tobytes()
     gray = Image.fromarray(rng.integers(0, 256, (4, 6), dtype=np.uint8))
     assert decode.rgb_array(gray).shape == (4, 6)  # not RGB: np.asarray as before
+
+
+def test_alpha_on_white_and_gray_are_pillows_bytes():
+    """``_to_rgb`` composites RGBA / LA / PA / transparent-palette images on white and turns gray
+    into RGB with OpenCV on Pillow's memory: byte for byte what Pillow's ``alpha_composite`` on
+    white and ``convert("RGB")`` give, on every pair of channel value and alpha (256 x 256), odd
+    sizes, and the row of a slab it is written into."""
+    from featx.data import decode
+
+    def pillow(img):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+
+    c, a = np.meshgrid(np.arange(256), np.arange(256))
+    every = np.dstack([c, 255 - c, (c * 7) % 256, a]).astype(np.uint8)  # (value, alpha) for each channel
+    rng = np.random.default_rng(3)
+    odd = rng.integers(0, 256, (13, 17, 4), dtype=np.uint8)
+    for arr in (every, odd):
+        img = Image.fromarray(arr, "RGBA")
+        assert decode._pixel_view(img) is not None  # the OpenCV path is the one taken
+        got = decode._to_rgb(img)
+        assert got.shape == (*arr.shape[:2], 3) and got.tobytes() == pillow(img).tobytes()
+        rows = np.zeros((2, *arr.shape[:2], 3), np.uint8)
+        slot = rows[1]
+        assert decode._to_rgb(img, slot) is slot and slot.tobytes() == got.tobytes() and not rows[0].any()
+    la = Image.fromarray(every[..., [0, 3]], "LA")
+    pa = Image.fromarray(odd[..., 0] % 16, "L").convert("P")
+    pa.putpalette(rng.integers(0, 256, 48, dtype=np.uint8).tobytes())
+    pa.info["transparency"] = bytes(rng.integers(0, 256, 16, dtype=np.uint8))
+    for img in (la, pa, Image.fromarray(every, "RGBA").convert("PA")):
+        assert decode._to_rgb(img).tobytes() == pillow(img).tobytes(), img.mode
+    gray = Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8), "L")
+    assert decode._pixel_view(gray) is not None
+    assert decode._to_rgb(gray).tobytes() == np.asarray(gray.convert("RGB")).tobytes()
