@@ -73,6 +73,8 @@ def test_successive_halving_matches_exhaustive_grid_search_on_digits(digits, mon
     assert ours.config["search"].startswith("successive halving")
     rows = [r["rows"] for r in ours.cv_results]
     assert rows.count(len(ytr)) <= 5 and min(rows) == 314
+    # 3 C values on the second rung exactly when the output says so (a 5-value path stops after 4 at the earliest)
+    assert (rows.count(len(ytr)) == 3) == ("3 C values on all rows" in ours.config["search"])
     # 2 scalers on the subset, each path a prefix of the grid (a path stops 3 C values past its CV
     # peak, skipping the slow large-C fits, and the output says so)
     sub = [r for r in ours.cv_results if r["rows"] == 314]
@@ -402,3 +404,20 @@ def test_one_holdout_replaces_the_folds_only_when_its_error_is_below_the_gaps(mo
     X, y = _noisy(seed=2)
     p = cv_paths(X, y, [0.01, 0.1], cv=3, seed=0, jobs=1, holdout=0.25)[""]
     assert p.fold_scores.shape == (1, 2)  # one split, not 3 folds
+
+
+def test_second_rung_narrows_to_3_C_values_only_around_a_clear_peak():
+    from featx.fit.search import HALVING_WINDOW, PEAK_MARGIN, PathResult
+    from featx.fit.tuning import _window
+
+    def rung0(scores):
+        s = np.array(scores)
+        return PathResult(Cs=list(range(len(s))), fold_scores=s[None], mean_scores=s, std_scores=0 * s,
+                          fit_seconds=0 * s, n_iter=0 * s[None], best_index=int(s.argmax()), coef_init=(None, None),
+                          converged=True)
+
+    peak, m = 0.85, PEAK_MARGIN
+    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849, peak - m, 0.7]), 3) == 3  # both sides >= margin below
+    assert _window(rung0([0.7, peak - m / 2, 0.849, peak, 0.849, peak - m, 0.7]), 3) == HALVING_WINDOW  # one side flat
+    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849]), 3) == HALVING_WINDOW  # the path stopped before i + 2
+    assert _window(rung0([0.849, peak, 0.849, 0.7, 0.7]), 1) == HALVING_WINDOW  # no C two steps below the best

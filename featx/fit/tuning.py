@@ -38,6 +38,7 @@ from featx.fit.search import (  # noqa: F401 - public names
     HALVING_WINDOW,
     HOLDOUT_MIN_ROWS,
     PATH_TOL,
+    PEAK_MARGIN,
     SCALERS,
 )
 
@@ -158,12 +159,15 @@ def search(
             rung0 = _rows(first, len(sub))
             lead = _best(rung0, scalers)
             i = grid.index(lead["C"])
-            lo = min(max(0, i - HALVING_WINDOW // 2), max(0, len(grid) - HALVING_WINDOW))
-            names, cands = [lead["scaler"]], grid[lo : lo + HALVING_WINDOW]
             p0 = first[lead["scaler"]]
+            width = _window(p0, i)
+            lo = min(max(0, i - width // 2), max(0, len(grid) - width))
+            names, cands = [lead["scaler"]], grid[lo : lo + width]
+            if width < HALVING_WINDOW:
+                how.append(f"{width} C values on all rows (the first-rung curve peaks at C={lead['C']:g})")
             if lo < len(p0.Cs):  # the second rung starts from the first rung's solution at its first C
                 inits = {lead["scaler"]: p0.mean_coefs[lo]}
-            holdout, why = _holdout(y, p0, lo, cv)
+            holdout, why = _holdout(y, p0, lo, cv, width)
             how += [f"stopped past the CV peak on the first rung at C={first[n].Cs[-1]:g} ({n})"
                     for n in scalers if first[n].stopped_early]
             if why:
@@ -207,14 +211,27 @@ def search(
     )
 
 
-def _holdout(y, rung0, lo: int, cv: int) -> tuple[float | None, str | None]:
+def _window(rung0, i: int) -> int:
+    """How many C values the second rung searches around the first rung's best (index ``i``):
+    :data:`HALVING_WINDOW`, or 3 when the first-rung curve is peaked there (the best beats the
+    C values two steps away on each side, as far as the path reached, by :data:`PEAK_MARGIN`)."""
+    if HALVING_WINDOW <= 3:
+        return HALVING_WINDOW
+    s = rung0.mean_scores
+    outer = [s[j] for j in (i - 2, i + 2) if 0 <= j < len(s)]
+    if len(outer) == 2 and all(s[i] - o >= PEAK_MARGIN - 1e-9 for o in outer):
+        return 3
+    return HALVING_WINDOW
+
+
+def _holdout(y, rung0, lo: int, cv: int, width: int = HALVING_WINDOW) -> tuple[float | None, str | None]:
     """One stratified hold-out (``1 / cv`` of the rows) instead of ``cv`` folds on the second rung,
     when there are :data:`HOLDOUT_MIN_ROWS` rows or more and the hold-out accuracy's standard
     error is below the mean gap between neighbouring C values of the first rung's window."""
     n = len(y)
     if n < HOLDOUT_MIN_ROWS:
         return None, None
-    scores = rung0.mean_scores[lo : lo + HALVING_WINDOW]
+    scores = rung0.mean_scores[lo : lo + width]
     if len(scores) < 2:
         return None, None
     gap = float(np.mean(np.abs(np.diff(scores))))
