@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -254,3 +256,51 @@ def test_alpha_on_white_and_gray_are_pillows_bytes():
     gray = Image.fromarray(rng.integers(0, 256, (13, 17), dtype=np.uint8), "L")
     assert decode._pixel_view(gray) is not None
     assert decode._to_rgb(gray).tobytes() == np.asarray(gray.convert("RGB")).tobytes()
+
+
+#: sha256 of load_image_into (32 aspect, 24 plain), load_image (same) and read_rgb (full size) per
+#: file of tests/data/decode_reference, computed with featx at 6fc8340 (Pillow decoding every
+#: file; before the OpenCV PNG path, the OpenCV alpha and gray conversions). Recompute them with
+#: that featx, never with the code under test, if Pillow / OpenCV change.
+DECODE_REFERENCE = {
+    "gray_large.jpg": "341d575b75c7f808bc4a070f2c1d51f493d314f80ac3081b8a9f49b9bd2df077",
+    "gray_small.jpg": "80b919cc2a725241d3aed27494974e172e599f34ea865892f6ff4b3f8b54cd1c",
+    "la.png": "af56670b20b5f204ee3170c6e98aa27bfd2dd01506fb8de6d7d4001a49fc6c06",
+    "p_trns.png": "d537ad95c9eafd9d51ac0403cbe7de66637b876264e37672dffc2b734a90ea87",
+    "rgb_chunks.png": "d5cea097980b7a5e33289bdd876b22ec16dfcf007f630de56f2f8666dc98bc02",
+    "rgb_exif6.png": "7798b288a0e42ba7c5ad448333a65f3b0f28905eaf567ceace71b32398e7f187",
+    "rgb_large.png": "331b22497c0091bd376ec4643f9fca20baeb93d5050a28033af63c6d60023c76",
+    "rgb_text.png": "d5cea097980b7a5e33289bdd876b22ec16dfcf007f630de56f2f8666dc98bc02",
+    "rgb_trns.png": "d5cea097980b7a5e33289bdd876b22ec16dfcf007f630de56f2f8666dc98bc02",
+    "rgba16.png": "9b5fc60fc1d5a4ed71e54fd062f3c87844ed397be4490972aa8eac6abb43f9bc",
+    "rgba_large.png": "004b6290eaab8e6660f7d12ea948a465ccb3db128fc675ae6c532e6fad1cbe8d",
+    "rgba_partial.png": "683c520271f8b7a081945275829ab4c2fe09fdf32f9cfe23f34b2acbddc4501f",
+}
+#: the files the OpenCV PNG path takes (8-bit RGB / RGBA, plain chunks); the others stay Pillow's
+OPENCV_PNGS = {"rgb_chunks.png", "rgba_partial.png", "rgb_large.png", "rgba_large.png"}
+
+
+def test_decoded_pixels_match_pillows_before_the_opencv_paths():
+    """PNG kinds OpenCV now decodes (gAMA/sRGB/pHYs chunks, two IDATs, alpha, large enough for
+    area resizing) and the kinds left to Pillow (tRNS, text, EXIF orientation, 16-bit, LA,
+    transparent palette, gray JPEG at a reduced DCT scale) give featx's earlier bytes."""
+    import hashlib
+
+    from featx.data import decode
+
+    folder = Path(__file__).parent / "data" / "decode_reference"
+    got, plain = {}, set()
+    for p in sorted(folder.iterdir()):
+        h = hashlib.sha256()
+        for size, mode in ((32, "aspect"), (24, "plain")):
+            out = np.zeros((size, size, 3), np.uint8)
+            decode.load_image_into(p, out, mode)
+            h.update(out.tobytes())
+            h.update(decode.load_image(p, size, mode).tobytes())
+        full = decode.read_rgb(p)
+        h.update(str(full.shape).encode() + full.tobytes())
+        got[p.name] = h.hexdigest()
+        if p.suffix == ".png" and decode._plain_png(p.read_bytes()):
+            plain.add(p.name)
+    assert got == DECODE_REFERENCE
+    assert plain == OPENCV_PNGS

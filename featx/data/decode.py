@@ -15,7 +15,9 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import struct
 import warnings
+import zlib
 
 import cv2
 import numpy as np
@@ -189,6 +191,67 @@ def rgb_array(img: Image.Image, out: np.ndarray | None = None) -> np.ndarray:
     return _into(res, out)
 
 
+#: PNG chunks that change no decoded pixel, neither in Pillow nor in OpenCV: no transparency (tRNS),
+#: text (EXIF and XMP orientation live in eXIf / text chunks), animation or anything unknown; and
+#: none that libpng often warns about on stderr (iCCP: "known incorrect sRGB profile"...).
+_PNG_PLAIN_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND", b"gAMA", b"cHRM", b"sRGB", b"pHYs"})
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _plain_png(data: bytes) -> bool:
+    """True for a whole 8-bit RGB or RGBA PNG (IHDR colour type 2 or 6) of :data:`_PNG_PLAIN_CHUNKS`
+    only, every chunk inside the file up to IEND, the CRCs of all but the image data right (libpng
+    checks those; anything else: Pillow decodes, and decides, as before)."""
+    if not data.startswith(_PNG_SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
+        return False
+    if data[24] != 8 or data[25] not in (2, 6):  # bit depth, colour type
+        return False
+    pos, n = 8, len(data)
+    while pos + 8 <= n:
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        if kind not in _PNG_PLAIN_CHUNKS:
+            return False
+        end = pos + 12 + length  # length, type, data, CRC
+        if end > n:
+            return False  # truncated: Pillow says so
+        if kind != b"IDAT" and zlib.crc32(data[pos + 4 : end - 4]) != struct.unpack_from(">I", data, end - 4)[0]:
+            return False  # libpng would only warn (on stderr) and go on
+        pos = end
+        if kind == b"IEND":
+            return True
+    return False
+
+
+def _opencv_png(path, img: Image.Image, out: np.ndarray | None) -> np.ndarray | None:
+    """A plain 8-bit RGB / RGBA PNG (:func:`_plain_png`) decoded by OpenCV, BGR, alpha composited on
+    white (:func:`_on_white`), into ``out`` when it has the image's shape; ``None`` for any other
+    file or when OpenCV refuses it (Pillow then decodes it, and decides, as before).
+
+    PNG is lossless, so libpng gives Pillow's pixels: 10-20% less time per PNG here (no 4-byte
+    pixels to repack; faster inflate), the same bytes (tests/test_build_bytes.py, test_data.py)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    if not _plain_png(data):
+        return None
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
+    w, h = img.size
+    channels = 4 if img.mode == "RGBA" else 3
+    if arr is None or arr.dtype != np.uint8 or arr.shape != (h, w, channels):
+        return None
+    if channels == 4:
+        return _on_white((None, arr), out)  # BGRA -> BGR: the formula is the same for every channel
+    if _dst(out, arr.shape) is out and out is not None:
+        np.copyto(out, arr)
+        return out
+    return arr
+
+
 def _allow_pixels(max_pixels: int) -> None:
     """Let Pillow open what the caller's budget allows (a budget above Pillow's default was asked for)."""
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
@@ -207,7 +270,7 @@ def check_pixels(width: int, height: int, max_pixels: int | None) -> None:
 
 def read_rgb(
     path: str | os.PathLike, *, min_side: int | None = None, max_pixels: int | None = None,
-    out: np.ndarray | None = None,
+    out: np.ndarray | None = None, with_order: bool = False,
 ) -> np.ndarray:
     """Decode ``path`` into an ``(H, W, 3)`` uint8 RGB array with EXIF orientation applied.
 
@@ -218,7 +281,22 @@ def read_rgb(
     ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`) is checked against the size in the header
     before decoding. Raises :class:`ImageDecodeError` with a short reason for empty, truncated,
     oversized or non-image files.
+
+    ``with_order=True`` returns ``(pixels, is_bgr)`` instead: plain 8-bit PNGs come in OpenCV's
+    BGR order (:func:`_opencv_png`), for a caller that resizes to swap the smaller image. Every
+    decoding path (build's slabs, extract's readers, :func:`load_image`) reads through here.
     """
+    arr, bgr = _read(path, min_side, max_pixels, out)
+    if with_order:
+        return arr, bgr
+    if bgr:  # OpenCV's channel order, in place
+        arr = _into(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=_dst(arr, arr.shape)), arr)
+    return arr
+
+
+def _read(path, min_side: int | None, max_pixels: int | None, out: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """:func:`read_rgb`'s pixels and whether they are in OpenCV's BGR order (plain 8-bit PNGs
+    decoded by OpenCV: :func:`_opencv_png`), so a caller that resizes swaps the smaller image."""
     if max_pixels is not None:
         _allow_pixels(max_pixels)
     try:
@@ -232,6 +310,10 @@ def read_rgb(
             warnings.simplefilter("ignore")  # e.g. "Possibly corrupt EXIF data": we check below
             with Image.open(path, formats=PIL_FORMATS) as img:  # reads the header only
                 check_pixels(*img.size, max_pixels)
+                if img.format == "PNG" and img.mode in ("RGB", "RGBA"):
+                    bgr = _opencv_png(path, img, out)
+                    if bgr is not None:
+                        return bgr, True
                 if min_side and img.format == "JPEG":
                     img.draft("RGB", (min_side, min_side))
                 img.load()
@@ -253,7 +335,7 @@ def read_rgb(
         raise ImageDecodeError(f"undecodable image ({msg})") from None
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ImageDecodeError(f"undecodable image (shape {arr.shape})")
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), False
 
 
 def _interpolation(scale: float) -> int:
@@ -303,10 +385,12 @@ def load_image(
     if size is None:
         return read_rgb(path, max_pixels=max_pixels)
     # aspect mode: the shorter side must stay >= size after draft; plain mode: both sides
-    img = read_rgb(path, min_side=size, max_pixels=max_pixels)
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    return aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
+    img, bgr = read_rgb(path, min_side=size, max_pixels=max_pixels, with_order=True)
+    if img.shape[0] != size or img.shape[1] != size:
+        img = aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
+    if bgr:  # swapped after resizing (channel by channel: the same pixels)
+        img = _into(cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img), img)
+    return img
 
 
 def load_image_into(
@@ -315,17 +399,19 @@ def load_image_into(
     """:func:`load_image` of ``path`` at ``out``'s size, written into ``out`` (a C-contiguous
     ``(size, size, 3)`` uint8 array, e.g. one row of a slab): the same pixels, one copy fewer."""
     size = out.shape[0]
-    img = read_rgb(path, min_side=size, max_pixels=max_pixels, out=out)
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+    img, bgr = read_rgb(path, min_side=size, max_pixels=max_pixels, out=out, with_order=True)
     if img is out:
         pass  # decoded at the stored size, straight into the row
     elif img.shape == out.shape:
         np.copyto(out, img)
     elif resize == "aspect":
         aspect_aware_resize(img, size, out=out)
-    elif resize == "plain":
-        plain_resize(img, size, out=out)
     else:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}. Received: resize={resize!r}")
+        plain_resize(img, size, out=out)
+    if bgr:  # resizing works channel by channel: swap the small image, not the large one
+        _into(cv2.cvtColor(out, cv2.COLOR_BGR2RGB, dst=out), out)
 
 
 def skip_reason(e: BaseException) -> str:
