@@ -167,7 +167,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
         from featx.fit import size_text as mb
 
         say(f"memory: peak RSS {mb(mem['peak_rss_bytes'])} = {mb(mem['start_rss_bytes'])} before reading (interpreter, "
-            f"libraries, Keras backend) + {mb(mem.get('runtime_bytes', 0))} the backend's compiled step + "
+            f"libraries, Keras backend) + {mb(mem.get('runtime_bytes', 0))} the backend's first step (its compiled graph and tensors) + "
             f"{mb(mem.get('data_bytes', 0))} data (slab buffer {mb(mem['slab_buffer_bytes'])}, validation rows "
             f"{mb(mem['validation_bytes'])}, heads {mb(mem['heads_bytes'])}, a minibatch and temporaries)")
     for w in result.warnings:

@@ -352,16 +352,18 @@ def fit_sgd(
         model = SoftmaxHeads(dim, n_classes, [1.0 / (c * n_train) for _, c in heads], [ratio[s] for s, _ in heads],
                              mean=standard.mean_, scale=std, learning_rate=learning_rate,
                              total_steps=epochs * steps_per_epoch)
-        val_curve, runtime_bytes = [], 0
+        val_curve, runtime_bytes, earlier_peak = [], 0, 0
         bar = tqdm(total=epochs * steps_per_epoch, desc="fit sgd", unit="step", disable=not progress, leave=False)
         try:
             for epoch in range(epochs):
                 rng = np.random.default_rng(seed + 1000 * (epoch + 1) + 1)
                 for xb, yb in _batches(src.slabs(seed + 1000 * (epoch + 1)), role, 0, batch_size, rng):
                     if model.steps == 0:  # the backend traces and compiles its train step here
-                        before = current_rss()
+                        before, peak_before = current_rss(), peak_rss()
+                        reset_peak_rss()
                         model.train_step(xb, yb)
-                        runtime_bytes = max(0, current_rss() - before)
+                        runtime_bytes = max(0, peak_rss() - before)  # the graph and one step's tensors
+                        earlier_peak = peak_before
                     else:
                         model.train_step(xb, yb)
                     bar.update(1)
@@ -398,7 +400,7 @@ def fit_sgd(
         predict_seconds = time.perf_counter() - t1
         reads = src.reads + (test_src.reads if test_src is not src else 0)
         slab_bytes, val_bytes = test_src.nbytes, n_val * dim * 4
-    rss_peak = peak_rss()
+    rss_peak = max(peak_rss(), earlier_peak)
     proba = np.concatenate([p for p, _ in proba_y])
     y_test = np.concatenate([y for _, y in proba_y])
     scores = score(y_test, proba, names)
@@ -429,8 +431,8 @@ def fit_sgd(
 
 def memory_report(peak: int, start: int, runtime: int, slab: int, validation: int, heads: int) -> dict:
     """The fit's memory against its bound: the interpreter (Python and the libraries, the Keras
-    backend imported: ``start``), the backend's compiled train step (``runtime``: the resident
-    growth across the first step), two slabs (the slab buffer, and the validation rows with the
+    backend imported: ``start``), the backend's compiled train step (``runtime``: the peak resident
+    growth across the first step: the traced graph and one step's tensors), two slabs (the slab buffer, and the validation rows with the
     minibatch and the temporaries of a block) and the heads (weights and Adam's moments)."""
     bound = start + runtime + 2 * slab + heads
     return {"peak_rss_bytes": peak, "start_rss_bytes": start, "runtime_bytes": runtime, "slab_buffer_bytes": slab,
