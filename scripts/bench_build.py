@@ -16,8 +16,13 @@ Image sets (``--set``):
   ratios, 70% JPEG (quality 70-95, some grayscale, some large enough for a reduced DCT scale), 30%
   PNG (some with alpha).
 
+``--opencv-baseline`` adds a decode-only loop with OpenCV (``cv2.imread``, all cores' threads)
+beside Pillow's, which stays the headline; ``--seed`` makes another set of the same kind (one the
+code was not tuned on).
+
     python scripts/bench_build.py --n 300 --repeat 3
     python scripts/bench_build.py --n 300 --repeat 3 --set mixed
+    python scripts/bench_build.py --n 1000 --repeat 3 --set mixed --seed 7 --opencv-baseline
 """
 
 from __future__ import annotations
@@ -167,6 +172,20 @@ def decode_only(paths: list[Path], workers: int) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
+def decode_only_opencv(paths: list[Path], workers: int) -> tuple[int, float]:
+    """The same files decoded by OpenCV (``cv2.imread``, full size, BGR as stored, alpha kept) on
+    ``workers`` threads, nothing else: a second decoder limit beside Pillow's, not the headline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(p):
+        return int(cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex:
+        n = sum(ex.map(one, paths))
+    return n, time.perf_counter() - t0
+
+
 def featx_build(src: Path, out: Path, size: int, workers: int | None):
     from featx.build import build
 
@@ -200,6 +219,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="featx decode threads and decode-only threads (default: all cores)")
     ap.add_argument("--repeat", type=int, default=3, help="repeats, each running all three (default 3)")
     ap.add_argument("--no-book", action="store_true", help="leave the book's loop out (it is slow)")
+    ap.add_argument("--opencv-baseline", action="store_true",
+                    help="also time a decode-only loop with OpenCV (reported beside Pillow's, which stays the headline)")
+    ap.add_argument("--seed", type=int, default=None, help="image set seed (default: photos 0, mixed 1)")
     args = ap.parse_args()
 
     from featx.data.pool import default_workers
@@ -209,9 +231,9 @@ def main() -> None:
     try:
         src = tmp / "images"
         if args.set == "photos":
-            make_jpegs(src, args.n, args.width, args.height)
+            make_jpegs(src, args.n, args.width, args.height, seed=0 if args.seed is None else args.seed)
         else:
-            make_mixed(src, args.n)
+            make_mixed(src, args.n, seed=1 if args.seed is None else args.seed)
         paths = image_files(src)
         raw_bytes = args.size * args.size * 3
 
@@ -224,10 +246,14 @@ def main() -> None:
             shutil.copy(p, warm / p.name)
         featx_build(warm, tmp / "warm-out", args.size, args.workers)
         decode_only(paths[:8], workers)
+        if args.opencv_baseline:
+            decode_only_opencv(paths[:8], workers)
         warm_s = time.perf_counter() - t0
 
         runs = []
         order = ["featx", "book", "decode_only"] if not args.no_book else ["featx", "decode_only"]
+        if args.opencv_baseline:
+            order.append("decode_only_opencv")
         for r in range(args.repeat):
             run = {"order": order[r % len(order):] + order[: r % len(order)], "load_avg_1min_before": round(os.getloadavg()[0], 2)}
             for what in run["order"]:
@@ -244,13 +270,15 @@ def main() -> None:
                                         "bytes_per_raw_uint8_byte": round((tmp / "book.h5").stat().st_size / n / raw_bytes, 4)}
                     (tmp / "book.h5").unlink()
                 else:
-                    n, s = decode_only(paths, workers)
-                    run["decode_only"] = {"images": n, "seconds": round(s, 3), "images_per_s": round(n / s, 2)}
-                run["decode_only" if what == "decode_only" else "book_loop" if what == "book" else "featx"]["cpu_s"] = round(_cpu_s() - cpu0, 3)
+                    n, s = (decode_only if what == "decode_only" else decode_only_opencv)(paths, workers)
+                    run[what] = {"images": n, "seconds": round(s, 3), "images_per_s": round(n / s, 2)}
+                run[what if what.startswith("decode_only") else "book_loop" if what == "book" else "featx"]["cpu_s"] = round(_cpu_s() - cpu0, 3)
             run["load_avg_1min_after"] = round(os.getloadavg()[0], 2)
             run["featx_over_decode_only"] = round(run["featx"]["images_per_s"] / run["decode_only"]["images_per_s"], 3)
             # the same in CPU time per image (less at the mercy of other work on the machine than wall time)
             run["cpu_featx_over_decode_only"] = round(run["decode_only"]["cpu_s"] / run["featx"]["cpu_s"], 3)
+            if "decode_only_opencv" in run:
+                run["featx_over_decode_only_opencv"] = round(run["featx"]["images_per_s"] / run["decode_only_opencv"]["images_per_s"], 3)
             if "book_loop" in run:
                 run["featx_over_book"] = round(run["featx"]["images_per_s"] / run["book_loop"]["images_per_s"], 3)
             runs.append(run)
@@ -261,6 +289,7 @@ def main() -> None:
             "machine": {"cpus": default_workers(), "platform": platform.platform(), "python": platform.python_version()},
             "images": len(paths),
             "image_size": [args.width, args.height] if args.set == "photos" else "120-1600 px a side, mixed",
+            "seed": args.seed,
             "stored_size": args.size,
             "workers": workers,
             "warmup_s": round(warm_s, 3),
@@ -273,6 +302,9 @@ def main() -> None:
             "bytes_per_raw_uint8_byte": runs[0]["featx"]["bytes_per_raw_uint8_byte"],
             "targets": {"featx_over_book": ">= 6", "featx_over_decode_only": ">= 0.5", "bytes_per_raw_uint8_byte": "<= 1.1"},
         }
+        if args.opencv_baseline:
+            out["featx_over_decode_only_opencv"] = _stats([r["featx_over_decode_only_opencv"] for r in runs])
+            out["decode_only_opencv_images_per_s"] = _stats([r["decode_only_opencv"]["images_per_s"] for r in runs])
         if not args.no_book:
             out["featx_over_book"] = _stats([r["featx_over_book"] for r in runs])
             out["book_images_per_s"] = _stats([r["book_loop"]["images_per_s"] for r in runs])
