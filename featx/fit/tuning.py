@@ -113,7 +113,7 @@ def search(
 
     ``halving`` (default: on from :data:`~featx.fit.search.HALVING_MIN_ROWS` rows with a grid longer
     than :data:`~featx.fit.search.HALVING_WINDOW`): a first rung searches every scaler and ``C`` on a
-    stratified quarter of the rows, the second only the best scaler and the ``C`` values around
+    stratified sixth of the rows (at least 1,500), the second only the best scaler and the ``C`` values around
     the best, on all rows (successive halving over rows, as ``HalvingGridSearchCV``).
 
     ``copy=False`` scales ``X`` in place (the caller gives it up: ``featx fit`` does, after reading
@@ -175,6 +175,7 @@ def search(
         paths = cv_paths(Z, y, cands, factors={n: factors[n] for n in names}, cv=cv, seed=seed, jobs=jobs,
                          tol=path_tol, max_iter=max_iter, inits=inits, patience=EARLY_STOP_PATIENCE,
                          holdout=holdout)
+    how += [f"stopped past the CV peak on all rows at C={p.Cs[-1]:g} ({n})" for n, p in paths.items() if p.stopped_early]
     current = base
     results = _rows(paths, len(y))
     best = _best(results, scalers)
@@ -192,7 +193,7 @@ def search(
     edge = _edge_note(results, best, grid)
     if edge:
         notes.append(edge)
-    method = ("successive halving (a quarter of the rows, then all rows around the best C); "
+    method = (f"successive halving (a stratified {len(sub)} of the {len(y)} rows, then all rows around the best C); "
               "warm-started C path per fold" if halve else "warm-started C path per fold")
     method += f" at tol {path_tol:g}, winner refit at tol {tol:g}"
     if how:
