@@ -113,7 +113,7 @@ def search(
 
     ``halving`` (default: on from :data:`~featx.fit.search.HALVING_MIN_ROWS` rows with a grid longer
     than :data:`~featx.fit.search.HALVING_WINDOW`): a first rung searches every scaler and ``C`` on a
-    stratified sixth of the rows (at least 1,500), the second only the best scaler and the ``C`` values around
+    stratified quarter of the rows (at least 2,000), the second only the best scaler and the ``C`` values around
     the best, on all rows (successive halving over rows, as ``HalvingGridSearchCV``).
 
     ``copy=False`` scales ``X`` in place (the caller gives it up: ``featx fit`` does, after reading
