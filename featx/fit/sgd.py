@@ -132,11 +132,14 @@ def _batches(slabs, role, want: int, batch_size: int, rng) -> Iterator[tuple[np.
 
     Every batch is a view of one reused buffer (valid until the next batch is drawn): a fresh 8 MB
     array per step left the allocator holding ever more freed blocks (the resident size crept up
-    by about 40 MB over the first epochs of a 30k x 2048 fit)."""
+    by about 40 MB over the first epochs of a 30k x 2048 fit). The last, short batch is dropped
+    (as ``drop_remainder`` in tf.data) unless it is the only one: a second batch shape makes the
+    backend trace and compile its step again (about 13 MB more under TensorFlow, and its time);
+    the rows dropped differ from epoch to epoch, as the slabs' order does."""
     import numpy as np
 
     bx = by = None
-    n = 0  # rows of the current batch already in the buffer (the carry)
+    n = full = 0  # rows of the current batch already in the buffer (the carry); full batches yielded
     for x, y, i in slabs:
         if bx is None:
             bx, by = np.empty((batch_size, *x.shape[1:]), x.dtype), np.empty(batch_size, y.dtype)
@@ -152,8 +155,8 @@ def _batches(slabs, role, want: int, batch_size: int, rng) -> Iterator[tuple[np.
             a += len(p)
             if n == batch_size:
                 yield bx, by
-                n = 0
-    if n:
+                n, full = 0, full + 1
+    if n and not full:
         yield bx[:n], by[:n]
 
 
@@ -342,13 +345,14 @@ def fit_sgd(
             val_x[filled : filled + int(v.sum())] = x[v]
             val_y[filled : filled + int(v.sum())] = y[v]
             filled += int(v.sum())
+        x = y = i = blk = None  # views of the slab buffer: it must be freed by `src.buffer = None` later
         fitted = {"standard": standard, "global": global_from_standard(standard)}
         present = np.unique(r.labels[role == 0])
         heads = [(s, c) for s in scalers for c in grid]
         std = np.asarray(standard.scale_, np.float64)
         ratio = {"standard": np.ones(dim), "global": std / fitted["global"].scale_}
         batch_size = min(batch_size, max(MIN_BATCH_ROWS, math.ceil(n_train / MIN_STEPS_PER_EPOCH)))
-        steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+        steps_per_epoch = max(1, n_train // batch_size)  # the short last batch is dropped (_batches)
         model = SoftmaxHeads(dim, n_classes, [1.0 / (c * n_train) for _, c in heads], [ratio[s] for s, _ in heads],
                              mean=standard.mean_, scale=std, learning_rate=learning_rate,
                              total_steps=epochs * steps_per_epoch)

@@ -96,7 +96,9 @@ class SoftmaxHeads:
             W, b = (np.asarray(v, np.float32) for v in self.model.get_layer("heads").get_weights())
             self._snapshot = (mean, np.maximum(std, keras.backend.epsilon()), W, b)
         mean, std, W, b = self._snapshot
-        logits = ((np.asarray(x, np.float32) - mean) / std) @ W + b
+        z = np.asarray(x, np.float32) - mean  # one temporary, standardised in place
+        z /= std
+        logits = z @ W + b
         return logits.reshape(len(x), self.h, self.k).argmax(axis=-1)
 
     def head(self, h: int) -> tuple[np.ndarray, np.ndarray]:
