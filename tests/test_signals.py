@@ -80,3 +80,20 @@ def test_signal_ends_build_with_one_line_and_rerun_resumes(photos, tmp_path, sig
     assert again.returncode == 0, again.stderr
     with open_store(out / "train.h5") as s:
         assert len(s) == 120 and len(set(s.paths)) == 120
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_quiet_worker_asks_the_kernel_for_sigterm_when_the_parent_dies():
+    code = (
+        "import ctypes, signal\n"
+        "from featx.runtime.signals import quiet_worker\n"
+        "from featx.runtime.libc import libc_function\n"
+        "assert libc_function('no_such_function_in_libc', []) is None\n"
+        "quiet_worker()\n"
+        "sig = ctypes.c_int()\n"
+        "libc_function('prctl', [ctypes.c_int, ctypes.POINTER(ctypes.c_int)])(2, ctypes.byref(sig))  # PR_GET_PDEATHSIG\n"
+        "print(sig.value, signal.getsignal(signal.SIGINT) is signal.SIG_IGN)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(int(signal.SIGTERM)), "True"]

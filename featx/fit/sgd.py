@@ -169,16 +169,11 @@ def keep_freed_memory_low() -> bool:
     was free but never returned. A fixed threshold keeps it flat (measured: peak 1,017 vs 1,050 MB,
     the same fit). Linux/glibc only; elsewhere nothing is done (False)."""
     import ctypes
-    import ctypes.util
-    import sys
 
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, 1 << 20))  # M_MMAP_THRESHOLD = -3 in malloc.h
-    except (OSError, AttributeError):
-        return False
+    from featx.runtime.libc import libc_function
+
+    mallopt = libc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    return mallopt is not None and bool(mallopt(-3, 1 << 20))  # M_MMAP_THRESHOLD = -3 in malloc.h
 
 
 def reset_peak_rss() -> None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 #: exit status of a command stopped by a signal: 128 + the signal number, as a shell reports it
 EXIT_SIGINT = 128 + signal.SIGINT
@@ -48,11 +47,10 @@ def quiet_worker() -> None:
     """In a worker process: ignore SIGINT, default SIGTERM (die silently), die with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    import ctypes
 
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent dies (SIGKILL included)
-        except (OSError, AttributeError):  # pragma: no cover - no prctl
-            pass
+    from featx.runtime.libc import libc_function
+
+    prctl = libc_function("prctl", [ctypes.c_int, ctypes.c_ulong])
+    if prctl is not None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the parent dies (SIGKILL included)

@@ -471,13 +471,9 @@ def _libc_sync_file_range():
     """Linux's ``sync_file_range`` from the C library (``None`` where there is none)."""
     import ctypes
 
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # pragma: no cover - not Linux / glibc
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+    from featx.runtime.libc import libc_function
+
+    return libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 _SYNC_FILE_RANGE = _libc_sync_file_range()
