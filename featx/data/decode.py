@@ -302,9 +302,12 @@ def read_rgb(
     arr, bgr = _read(path, min_side, max_pixels, out)
     if with_order:
         return arr, bgr
-    if bgr:  # OpenCV's channel order, in place
-        arr = _into(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=_dst(arr, arr.shape)), arr)
-    return arr
+    return _bgr_to_rgb(arr) if bgr else arr
+
+
+def _bgr_to_rgb(arr: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR order to RGB, in place (a C-contiguous ``(H, W, 3)`` uint8 array)."""
+    return _into(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=_dst(arr, arr.shape)), arr)
 
 
 def _read(path, min_side: int | None, max_pixels: int | None, out: np.ndarray | None) -> tuple[np.ndarray, bool]:
@@ -401,9 +404,7 @@ def load_image(
     img, bgr = read_rgb(path, min_side=size, max_pixels=max_pixels, with_order=True)
     if img.shape[0] != size or img.shape[1] != size:
         img = aspect_aware_resize(img, size) if resize == "aspect" else plain_resize(img, size)
-    if bgr:  # swapped after resizing (channel by channel: the same pixels)
-        img = _into(cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img), img)
-    return img
+    return _bgr_to_rgb(img) if bgr else img  # swapped after resizing (channel by channel: the same pixels)
 
 
 def load_image_into(
@@ -424,7 +425,7 @@ def load_image_into(
     else:
         plain_resize(img, size, out=out)
     if bgr:  # resizing works channel by channel: swap the small image, not the large one
-        _into(cv2.cvtColor(out, cv2.COLOR_BGR2RGB, dst=out), out)
+        _bgr_to_rgb(out)
 
 
 def skip_reason(e: BaseException) -> str:
