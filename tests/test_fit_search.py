@@ -74,15 +74,19 @@ def test_successive_halving_matches_exhaustive_grid_search_on_digits(digits, mon
     rows = [r["rows"] for r in ours.cv_results]
     assert rows.count(len(ytr)) <= 5 and min(rows) == 314
     assert "successive halving (a stratified 314 of the 1257 rows" in ours.config["search"]
-    # the second rung: the 3 C values around the first rung's peak when the output says so, else more
-    # (5, or at least 3 when every fold stopped 2 past its peak: the output says that too)
-    peak = re.search(r"3 C values on all rows \(the first-rung curve peaks at C=([0-9.e+-]+)\)", ours.config["search"])
+    # the second rung: the C values the output names around the first rung's best, else the 5 around
+    # it (fewer when every fold stopped 2 past its peak: the output says that too)
+    window = re.search(r"(\d) C values on all rows, ([0-9.e+-]+)\.\.([0-9.e+-]+), around the first rung's best",
+                       ours.config["search"])
     full = [r["C"] for r in ours.cv_results if r["rows"] == len(ytr)]
-    if peak:
-        i = min(range(len(grid)), key=lambda k: abs(np.log(grid[k] / float(peak[1]))))
-        assert full == grid[max(0, i - 1) : i + 2] and 0 < i < len(grid) - 1
+    best1 = max((r for r in ours.cv_results if r["rows"] == 314), key=lambda r: (r["mean_score"], -r["C"]))["C"]
+    if window:
+        named = [c for c in grid if float(window[2]) * 0.99 <= c <= float(window[3]) * 1.01]
+        assert len(named) == int(window[1]) < 5 and min(named) <= best1 <= max(named)
+        assert full == named[: len(full)] and (len(full) == len(named) or "stopped past the CV peak on all rows" in ours.config["search"])
     else:
-        assert len(full) == 5 or (len(full) >= 3 and "stopped past the CV peak on all rows" in ours.config["search"])
+        i = grid.index(best1)
+        assert full[0] == grid[max(0, i - 2)] and (len(full) == 5 or "stopped past the CV peak on all rows" in ours.config["search"])
     # 2 scalers on the subset, each path a prefix of the grid (a path stops 2 C values past its CV
     # peak, skipping the slow large-C fits, and the output says so)
     sub = [r for r in ours.cv_results if r["rows"] == 314]
@@ -414,9 +418,9 @@ def test_one_holdout_replaces_the_folds_only_when_its_error_is_below_the_gaps(mo
     assert p.fold_scores.shape == (1, 2)  # one split, not 3 folds
 
 
-def test_second_rung_narrows_to_3_C_values_only_around_a_clear_peak():
+def test_second_rung_drops_only_the_sides_where_the_first_rung_curve_clearly_fell():
     from featx.fit.search import HALVING_WINDOW, PEAK_MARGIN, PathResult
-    from featx.fit.tuning import _window
+    from featx.fit.tuning import _window, _window_note
 
     def rung0(scores):
         s = np.array(scores)
@@ -425,7 +429,16 @@ def test_second_rung_narrows_to_3_C_values_only_around_a_clear_peak():
                           converged=True)
 
     peak, m = 0.85, PEAK_MARGIN
-    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849, peak - m, 0.7]), 3) == 3  # both sides >= margin below
-    assert _window(rung0([0.7, peak - m / 2, 0.849, peak, 0.849, peak - m, 0.7]), 3) == HALVING_WINDOW  # one side flat
-    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849]), 3) == HALVING_WINDOW  # the path stopped before i + 2
-    assert _window(rung0([0.849, peak, 0.849, 0.7, 0.7]), 1) == HALVING_WINDOW  # no C two steps below the best
+    assert HALVING_WINDOW == 5
+    # (lo, width) in a 13-value grid: a side keeps 2 steps unless the C two steps away scored >= m below
+    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849, peak - m, 0.7]), 3, 13) == (2, 3)  # both sides fell
+    assert _window(rung0([0.7, peak - m / 2, 0.849, peak, 0.849, peak - m, 0.7]), 3, 13) == (1, 4)  # low side flat
+    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849, peak - m / 2]), 3, 13) == (2, 4)  # high side flat
+    assert _window(rung0([0.7, peak - m / 2, 0.849, peak, 0.849, peak - m / 2]), 3, 13) == (1, 5)  # flat: 5 values
+    assert _window(rung0([0.7, peak - m, 0.849, peak, 0.849]), 3, 13) == (2, 4)  # the path stopped before i + 2
+    assert _window(rung0([0.849, peak, 0.849, 0.7, 0.7]), 1, 13) == (0, 3)  # the grid's end cuts the low side
+    assert _window(rung0([0.849, 0.849, 0.849, 0.849, peak]), 4, 5) == (2, 3)  # ... and the high side
+    r = rung0([0.7, 0.8, 0.849, peak, 0.849, 0.849])
+    note = _window_note([1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1], r, 3, *_window(r, 3, 6))
+    assert note == ("4 C values on all rows, 0.01..0.3, around the first rung's best C=0.03 "
+                    "(C=0.003 scored 5.00 points below it on the first rung)")

@@ -74,10 +74,10 @@ HALVING_FRACTION = 0.25
 HALVING_MIN_SUBSET = 2000
 HALVING_MIN_ROWS = 6000
 HALVING_WINDOW = 5
-#: The second rung narrows to the 3 C values around the first rung's best when the first-rung curve is
-#: peaked: the best mean score beats both C values two grid steps away (where they exist) by at least
-#: this much accuracy (0.25 points). Those outer C values would be the second rung's slowest fits (the
-#: lowest C starts its path, the highest is the least regularized) for scores already clearly lower.
+#: The second rung reaches 2 grid steps each side of the first rung's best C, or one step on a side
+#: where the C value two steps away scored at least this much accuracy below the best (0.25 points):
+#: the first-rung curve has clearly fallen there, and those outer C values would be the second rung's
+#: slowest fits (the lowest C starts its path, the highest is the least regularized).
 PEAK_MARGIN = 0.0025
 #: lbfgs tolerance along the C paths of the search (at least ``--tol``); only the winner is refit
 #: at ``--tol``. Measured on the hard sets of scripts/bench_fit.py (Fashion-MNIST pixels included):

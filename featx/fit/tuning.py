@@ -150,7 +150,7 @@ def search(
     path_tol = max(tol, PATH_TOL)
     names, cands, rung0, inits, holdout, how = list(scalers), grid, [], {}, None, []
     threads = blas_threads(jobs)
-    with threadpool_limits(threads, user_api="blas"), joblib_backend(backend, address=address, jobs=jobs,
+    with threadpool_limits(threads), joblib_backend(backend, address=address, jobs=jobs,
                                                                      connect_timeout=connect_timeout):
         if halve:
             sub = _subset(y, seed)
@@ -160,11 +160,10 @@ def search(
             lead = _best(rung0, scalers)
             i = grid.index(lead["C"])
             p0 = first[lead["scaler"]]
-            width = _window(p0, i)
-            lo = min(max(0, i - width // 2), max(0, len(grid) - width))
+            lo, width = _window(p0, i, len(grid))
             names, cands = [lead["scaler"]], grid[lo : lo + width]
             if width < HALVING_WINDOW:
-                how.append(f"{width} C values on all rows (the first-rung curve peaks at C={lead['C']:g})")
+                how.append(_window_note(grid, p0, i, lo, width))
             if lo < len(p0.Cs):  # the second rung starts from the first rung's solution at its first C
                 inits = {lead["scaler"]: p0.mean_coefs[lo]}
             holdout, why = _holdout(y, p0, lo, cv, width)
@@ -212,17 +211,34 @@ def search(
     )
 
 
-def _window(rung0, i: int) -> int:
-    """How many C values the second rung searches around the first rung's best (index ``i``):
-    :data:`HALVING_WINDOW`, or 3 when the first-rung curve is peaked there (the best beats the
-    C values two steps away on each side, as far as the path reached, by :data:`PEAK_MARGIN`)."""
-    if HALVING_WINDOW <= 3:
-        return HALVING_WINDOW
+def _window(rung0, i: int, n_grid: int) -> tuple[int, int]:
+    """The C values the second rung searches around the first rung's best (index ``i`` of a grid of
+    ``n_grid``): ``(lo, width)``, the grid's indices ``lo .. lo + width - 1``.
+
+    Each side reaches :data:`HALVING_WINDOW` // 2 steps from the best (2: 5 values in all), or one
+    step when the C value two steps away on that side scored at least :data:`PEAK_MARGIN` (0.25
+    points) below the best on the first rung: the first-rung curve has clearly fallen there, and
+    those outer C values are the second rung's slowest fits (the lowest C starts its path, the
+    highest is the least regularized). A side is cut at the grid's end; the window is not shifted."""
     s = rung0.mean_scores
-    outer = [s[j] for j in (i - 2, i + 2) if 0 <= j < len(s)]
-    if len(outer) == 2 and all(s[i] - o >= PEAK_MARGIN - 1e-9 for o in outer):
-        return 3
-    return HALVING_WINDOW
+    reach = HALVING_WINDOW // 2
+
+    def side(j: int) -> int:  # j: the index two steps away on that side
+        clear = 0 <= j < len(s) and s[i] - s[j] >= PEAK_MARGIN - 1e-9
+        return max(1, reach - 1) if clear and reach > 1 else reach
+
+    lo = max(0, i - side(i - reach))
+    hi = min(n_grid - 1, i + side(i + reach))
+    return lo, hi - lo + 1
+
+
+def _window_note(grid, rung0, i: int, lo: int, width: int) -> str:
+    """What :func:`_window` left out, for the search description."""
+    reach = HALVING_WINDOW // 2
+    cut = [f"C={grid[j]:g} scored {100 * (rung0.mean_scores[i] - rung0.mean_scores[j]):.2f} points below it"
+           for j in (i - reach, i + reach) if 0 <= j < min(len(grid), len(rung0.mean_scores)) and not lo <= j < lo + width]
+    why = "; ".join(cut) + " on the first rung" if cut else "the grid ends there"
+    return f"{width} C values on all rows, {grid[lo]:g}..{grid[lo + width - 1]:g}, around the first rung's best C={grid[i]:g} ({why})"
 
 
 def _holdout(y, rung0, lo: int, cv: int, width: int = HALVING_WINDOW) -> tuple[float | None, str | None]:
