@@ -182,3 +182,16 @@ def test_minibatches_cover_every_training_row_once_from_one_reused_buffer():
     assert len(buffers) == 1
     few = list(_batches(iter(slabs[:1]), role, 0, 16, None))  # 9 wanted rows, batches of 16
     assert [len(b[1]) for b in few] == [9]
+
+
+def test_validation_rows_are_capped_at_half_a_slab_and_the_memory_bound_adds_up():
+    from featx.fit.sgd import _roles, memory_report
+
+    y = np.repeat(np.arange(4), 500)  # 2,000 rows; a quarter is the test set, 10% of the rest validates
+    assert int((_roles(y, 0.25, 0, False, 10_000) == 1).sum()) == 150
+    small = _roles(y, 0.25, 0, False, 128)
+    assert int((small == 1).sum()) == 64 and int((small == 2).sum()) == 500  # half a slab; the test rows stay
+    assert np.bincount(y[small == 1], minlength=4).tolist() == [16, 16, 16, 16]  # stratified
+    m = memory_report(peak=215, start=100, runtime=10, slab=50, validation=25, heads=5)
+    assert m["bound_bytes"] == 100 + 10 + 2 * 50 + 5 and m["data_bytes"] == 105 and m["within_bound"]
+    assert not memory_report(peak=216, start=100, runtime=10, slab=50, validation=25, heads=5)["within_bound"]

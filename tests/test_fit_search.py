@@ -442,3 +442,24 @@ def test_second_rung_drops_only_the_sides_where_the_first_rung_curve_clearly_fel
     note = _window_note([1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1], r, 3, *_window(r, 3, 6))
     assert note == ("4 C values on all rows, 0.01..0.3, around the first rung's best C=0.03 "
                     "(C=0.003 scored 5.00 points below it on the first rung)")
+
+def test_threaded_folds_leave_the_process_warning_state_alone_and_still_report_max_iter():
+    """catch_warnings is process-wide and not thread-safe: the folds' threads must not enter it
+    (it left showwarning or the filters changed after most threaded searches), and a path that
+    hit max_iter is still reported, from n_iter_."""
+    import warnings
+
+    from featx.fit.backends import joblib_backend
+    from featx.fit.search import cv_paths
+
+    rng = np.random.default_rng(0)  # fits long enough for the threads to overlap (digits' are too short)
+    Xtr, ytr = rng.normal(size=(3000, 200)).astype(np.float32), rng.integers(0, 5, 3000)
+    cv_paths(Xtr, ytr, [0.1], cv=3, seed=0, jobs=1, max_iter=5)  # the imports' own filters first
+    show, filters = warnings.showwarning, list(warnings.filters)
+    with joblib_backend("threading", jobs=2):  # featx fit's default backend
+        for seed in range(8):  # before the fix, 14 of 20 such searches left the state changed
+            capped = cv_paths(Xtr, ytr, [0.01, 0.1, 1.0, 10.0], cv=3, seed=seed, jobs=2, max_iter=3)[""]
+            assert warnings.showwarning is show and warnings.filters == filters
+            assert not capped.converged and capped.n_iter.max() == 3
+        loose = cv_paths(Xtr, ytr, [0.01, 0.1], cv=3, seed=0, jobs=2, tol=1e-2, max_iter=1000)[""]
+    assert loose.converged and loose.n_iter.max() < 1000

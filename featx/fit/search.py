@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -161,6 +162,9 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
             right += int(np.sum(model.predict(xv) == yva[a : a + 4096]))
         return right / max(1, len(test))
 
+    # warnings' filters are process-wide and catch_warnings is not thread-safe: entered and left
+    # by parallel threads, it can leave the process's filters or showwarning changed for good
+    own_thread = threading.current_thread() is threading.main_thread()
     lr = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
     if init is not None and init[0] is not None:
         n_cls = len(np.unique(ytr))
@@ -172,10 +176,13 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     for C in Cs:
         lr.set_params(C=C)
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
+        if own_thread:  # a process's own thread (jobs=1, loky and Ray workers): catch_warnings is safe here
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                lr.fit(Xtr, ytr)
+        else:  # a joblib thread: cv_paths silences ConvergenceWarning around its pool
             lr.fit(Xtr, ytr)
-        converged &= not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        converged &= int(np.max(lr.n_iter_)) < max_iter
         secs.append(time.perf_counter() - t0)
         scores.append(accuracy(lr))
         coefs.append((lr.coef_.copy(), lr.intercept_.copy()))
@@ -212,17 +219,20 @@ def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, see
     ``patience``: early stop of each fold's path past its peak; ``holdout``: one stratified
     hold-out of that share of the rows instead of ``cv`` folds."""
     from joblib import Parallel, delayed
+    from sklearn.exceptions import ConvergenceWarning
 
     factors = {"": None} if factors is None else factors
     inits = inits or {}
     Cs = sorted(float(c) for c in Cs)
     folds = make_splits(y, cv=cv, seed=seed, holdout=holdout)
     tasks = [(name, tr, te) for name in factors for tr, te in folds]
-    outs = Parallel(n_jobs=jobs)(
-        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
-                           init=inits.get(name), patience=patience)
-        for name, tr, te in tasks
-    )
+    with warnings.catch_warnings():  # once, in the calling thread, for the folds' threads (fold_path)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a path's convergence is read from n_iter_
+        outs = Parallel(n_jobs=jobs)(
+            delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
+                               init=inits.get(name), patience=patience)
+            for name, tr, te in tasks
+        )
     return {name: _summarize(Cs, [o for (n, _, _), o in zip(tasks, outs) if n == name]) for name in factors}
 
 

@@ -7,10 +7,10 @@ minibatch holds several classes even when the file stores them in class order.
 
 * Which rows do what is decided from the labels alone (they fit in memory): a stratified
   ``test_size`` share is the test set (or ``test`` is another file), and a stratified share of the
-  rest (:data:`VALIDATION_SHARE`, at most one slab) is the held-out validation set that picks ``C``.
+  rest (:data:`VALIDATION_SHARE`, at most half a slab) is the held-out validation set that picks ``C``.
 * Pass 1: the scaler statistics (``StandardScaler.partial_fit`` on the training rows, a slab's
   block at a time; the ``global`` scaler from the same moments) and the validation rows, kept in
-  memory (at most one slab).
+  memory (at most half a slab).
 * Passes 2..: ``epochs`` passes of minibatches over the training rows. Every ``C`` of the grid x
   every scaler is one head of :class:`featx.fit.softmax.SoftmaxHeads` (a multinomial logistic
   regression with sklearn's penalty ``1 / (C * n_train)``, trained by Adam with a cosine-decayed
@@ -20,7 +20,7 @@ minibatch holds several classes even when the file stores them in class order.
   probabilities are its softmax; predict, export and ``finetune --head`` take it as any fit), and
   is scored on the test rows, streamed.
 
-Memory: one slab buffer, the validation rows (at most one slab), the heads (weights and Adam's two
+Memory: one slab buffer, the validation rows (at most half a slab), the heads (weights and Adam's two
 moments) and a block's temporaries, whatever the file's size; the peak RSS is measured and reported.
 """
 
@@ -49,7 +49,9 @@ DEFAULT_BATCH_SIZE = 1024
 #: MIN_STEPS_PER_EPOCH steps (Adam needs steps, not only passes, to converge).
 MIN_STEPS_PER_EPOCH = 32
 MIN_BATCH_ROWS = 16
-#: Share of the training rows held out to choose C (capped at one slab).
+#: Share of the training rows held out to choose C, capped at half a slab: with the slab buffer, the
+#: minibatch buffer and the step's temporaries that stays within two slabs (a whole slab of
+#: validation rows went 25 MB over on 200k rows).
 VALIDATION_SHARE = 0.1
 #: Contiguous blocks per slab (mixes the classes of files stored in class order).
 BLOCKS_PER_SLAB = 8
@@ -118,7 +120,7 @@ def _roles(y, test_size, seed: int, has_test_file: bool, slab_rows: int):
             idx, test = train_test_split(idx, test_size=test_size if test_size < 1 else int(test_size),
                                          stratify=y, random_state=seed)
             role[test] = 2
-        n_val = min(max(int(round(VALIDATION_SHARE * len(idx))), len(np.unique(y))), slab_rows)
+        n_val = min(max(int(round(VALIDATION_SHARE * len(idx))), len(np.unique(y))), max(1, slab_rows // 2))
         _, val = train_test_split(idx, test_size=n_val, stratify=y[idx], random_state=seed + 1)
     except ValueError as e:
         raise FeatxError(f"cannot draw stratified held-out rows ({e}): use more rows or a test file") from None
