@@ -173,3 +173,27 @@ def test_only_image_formats_are_opened(tmp_path):
     gif = tmp_path / "anim.png"  # GIF data behind a .png name: still an image
     Image.new("RGB", (20, 20), (0, 0, 255)).save(gif, format="GIF")
     assert read_rgb(gif).shape == (20, 20, 3)
+
+
+# ------------------------------------------------------------------------------ warnings on threads
+def test_decoding_on_threads_keeps_pillow_quiet_without_silencing_the_process(tmp_path):
+    """A JPEG whose EXIF points past the file makes Pillow warn. Decoded on threads, featx stays
+    quiet about it, and the process's other warnings still show: catch_warnings entered by the
+    threads left a catch-all ``ignore`` filter in the process (every later warning lost)."""
+    import io
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x010E, 2, 100, 1000) + struct.pack("<I", 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buf, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    bad = tmp_path / "bad_exif.jpg"
+    bad.write_bytes(buf.getvalue())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert read_rgb(bad).shape == (16, 16, 3)  # the main thread: quiet too
+        with ThreadPoolExecutor(2) as pool:
+            assert all(a.shape == (16, 16, 3) for a in pool.map(read_rgb, [bad] * 400))
+        assert not [w for w in seen if "Skipping tag" in str(w.message)]
+        warnings.warn("still shown", UserWarning)
+        assert [str(w.message) for w in seen] == ["still shown"]

@@ -12,10 +12,12 @@ decoded; a larger image is skipped with its size in the reason. Pillow's own bom
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
 import struct
+import threading
 import warnings
 import zlib
 
@@ -310,6 +312,28 @@ def _bgr_to_rgb(arr: np.ndarray) -> np.ndarray:
     return _into(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=_dst(arr, arr.shape)), arr)
 
 
+#: The filter decoding threads share (``warnings.filterwarnings("ignore", module=...)``'s entry).
+_PIL_FILTER = ("ignore", None, Warning, re.compile(r"PIL(\.|$)"), 0)
+
+
+@contextlib.contextmanager
+def _pil_warnings_ignored():
+    """Pillow's warnings silenced while decoding. ``warnings`` filters are process-wide and
+    ``catch_warnings`` is not thread-safe: entered and left by decoding threads it left a catch-all
+    ``ignore`` filter in the process for good (every later warning lost). So only the main thread
+    uses it; decoding threads share one filter for the warnings of Pillow's own modules, put back
+    when missing (someone's ``catch_warnings`` may have dropped it), so a process that decodes on
+    threads shows no Pillow warnings."""
+    if threading.current_thread() is threading.main_thread():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+        return
+    if _PIL_FILTER not in warnings.filters:
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+    yield
+
+
 def _read(path, min_side: int | None, max_pixels: int | None, out: np.ndarray | None) -> tuple[np.ndarray, bool]:
     """:func:`read_rgb`'s pixels and whether they are in OpenCV's BGR order (plain 8-bit PNGs
     decoded by OpenCV: :func:`_opencv_png`), so a caller that resizes swaps the smaller image."""
@@ -322,8 +346,7 @@ def _read(path, min_side: int | None, max_pixels: int | None, out: np.ndarray | 
     if size == 0:
         raise ImageDecodeError("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Possibly corrupt EXIF data": we check below
+        with _pil_warnings_ignored():  # e.g. "Possibly corrupt EXIF data": we check below
             with Image.open(path, formats=PIL_FORMATS) as img:  # reads the header only
                 check_pixels(*img.size, max_pixels)
                 if img.format == "PNG" and img.mode in ("RGB", "RGBA"):
