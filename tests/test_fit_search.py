@@ -463,3 +463,33 @@ def test_threaded_folds_leave_the_process_warning_state_alone_and_still_report_m
             assert not capped.converged and capped.n_iter.max() == 3
         loose = cv_paths(Xtr, ytr, [0.01, 0.1], cv=3, seed=0, jobs=2, tol=1e-2, max_iter=1000)[""]
     assert loose.converged and loose.n_iter.max() < 1000
+
+
+def test_blocked_multinomial_fit_is_sklearns_fit_on_any_number_of_threads(digits):
+    """featx.fit.multinomial minimizes LogisticRegression's own objective (so the refit is the model
+    scikit-learn would fit), and its row blocks add up in block order: the same bits on 1 or 3 threads."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.fit import multinomial
+
+    Xtr, Xte, ytr, _ = digits
+    sc = StandardScaler().fit(Xtr)
+    X, Xt = sc.transform(Xtr).astype(np.float64), sc.transform(Xte)
+    keep = ytr != 9  # classes 0..8 (labels need not start at 0 or be contiguous: searchsorted)
+    X, y = np.vstack([X[keep]] * 2), np.concatenate([ytr[keep]] * 2) + 1  # > BLOCK_ROWS rows: several blocks
+    assert len(y) > 2 * multinomial.BLOCK_ROWS
+    ref = LogisticRegression(C=0.05, tol=1e-9, max_iter=5000).fit(X, y)
+    coef, intercept, n_iter = multinomial.fit(X, y, ref.classes_, 0.05, tol=1e-9, max_iter=5000)
+    assert 0 < n_iter < 5000
+    np.testing.assert_allclose(coef, ref.coef_, atol=2e-5)
+    np.testing.assert_allclose(intercept - intercept.mean(), ref.intercept_ - ref.intercept_.mean(), atol=2e-5)
+    z = Xt @ coef.T + intercept
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), ref.predict_proba(Xt), atol=1e-5)
+    X32 = X.astype(np.float32)
+    one = multinomial.fit(X32, y, ref.classes_, 0.05, tol=1e-3, max_iter=200, coef=coef, intercept=intercept)
+    three = multinomial.fit(X32, y, ref.classes_, 0.05, tol=1e-3, max_iter=200, coef=coef, intercept=intercept, threads=3)
+    assert one[0].dtype == np.float32 and one[2] == three[2]
+    np.testing.assert_array_equal(one[0], three[0])
+    np.testing.assert_array_equal(one[1], three[1])

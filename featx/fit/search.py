@@ -276,11 +276,31 @@ def _summarize(Cs, out) -> PathResult:
     )
 
 
-def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42):
-    """The best ``C`` refit on all rows, warm-started from the mean fold solution."""
+def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42,
+          threads: int = 1):
+    """The best ``C`` refit on all rows, warm-started from the mean fold solution.
 
-    lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
+    More than two classes: :func:`featx.fit.multinomial.fit` (scikit-learn's objective and
+    optimizer, the rows in blocks on ``threads`` threads: the one fit left uses every core);
+    two classes: ``LogisticRegression.fit`` itself."""
+    import numpy as np
+
+    from featx.fit import multinomial
+
     coef, intercept = path.coef_init
+    classes = np.unique(y)
+    if len(classes) > 2:
+        lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed)
+        lr.coef_, lr.intercept_, n_iter = multinomial.fit(X, y, classes, path.best_C, tol=tol, max_iter=max_iter,
+                                                          coef=coef, intercept=intercept, threads=threads)
+        lr.classes_, lr.n_features_in_, lr.n_iter_ = classes, X.shape[1], np.array([n_iter], np.int32)
+        if n_iter >= max_iter:
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.warn(f"lbfgs reached max_iter={max_iter} refitting the best C: raise --max-iter",
+                          ConvergenceWarning, stacklevel=2)
+        return lr
+    lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
     if coef is not None:
         lr.coef_, lr.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
     lr.fit(X, y)

@@ -79,6 +79,13 @@ def blas_threads(jobs: int | None) -> int:
     return max(1, cpu_count() // max(1, effective_n_jobs(jobs)))
 
 
+def _cores(jobs: int | None) -> int:
+    """Threads for the one fit left after the search: ``jobs`` as joblib reads it, at most the cores."""
+    from joblib import cpu_count, effective_n_jobs
+
+    return max(1, min(cpu_count(), effective_n_jobs(-1 if jobs is None else jobs)))
+
+
 def _edge_note(results: list[dict], best: dict, grid: list[float]) -> str | None:
     """A hint when the best C sits at an end of the grid and beats its neighbour there."""
     if len(grid) < 2 or not (math.isclose(best["C"], min(grid)) or math.isclose(best["C"], max(grid))):
@@ -180,9 +187,10 @@ def search(
     best = _best(results, scalers)
     if best["scaler"] != current:
         rescale_inplace(Z, fitted[current], fitted[best["scaler"]])
-    # one fit left: BLAS threads as for the parallel fits (2 threads on 2 busy cores ran 10x slower)
-    with threadpool_limits(threads if jobs in (None, -1) else max(1, int(jobs)), user_api="blas"):
-        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed)
+    # one fit left, its row blocks on every core, one BLAS thread each (2 BLAS threads in one product
+    # ran 2x slower on 2 idle cores, 10x on 2 busy ones)
+    with threadpool_limits(1, user_api="blas"):
+        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed, threads=_cores(jobs))
     estimator = Pipeline([("scale", fitted[best["scaler"]]), ("lr", lr)])
     seconds = time.perf_counter() - t0
     notes = []
