@@ -489,7 +489,29 @@ def test_blocked_multinomial_fit_is_sklearns_fit_on_any_number_of_threads(digits
     np.testing.assert_allclose(p / p.sum(axis=1, keepdims=True), ref.predict_proba(Xt), atol=1e-5)
     X32 = X.astype(np.float32)
     one = multinomial.fit(X32, y, ref.classes_, 0.05, tol=1e-3, max_iter=200, coef=coef, intercept=intercept)
-    three = multinomial.fit(X32, y, ref.classes_, 0.05, tol=1e-3, max_iter=200, coef=coef, intercept=intercept, threads=3)
+    with multinomial.block_pool(3) as pool:
+        three = multinomial.fit(X32, y, ref.classes_, 0.05, tol=1e-3, max_iter=200, coef=coef, intercept=intercept,
+                                pool=pool)
     assert one[0].dtype == np.float32 and one[2] == three[2]
     np.testing.assert_array_equal(one[0], three[0])
     np.testing.assert_array_equal(one[1], three[1])
+
+
+def test_folds_sharing_a_block_pool_give_the_bits_of_folds_fitting_alone(digits):
+    """The folds' multinomial fits evaluate their row blocks on a shared pool when a thread is idle
+    (the last fold of a rung), else in their own thread: the search's results are the same bits."""
+    from featx.fit.backends import joblib_backend
+    from featx.fit.multinomial import BLOCK_ROWS, block_pool
+    from featx.fit.search import cv_paths
+
+    Xtr, _, ytr, _ = digits
+    X, y = np.vstack([Xtr] * 2), np.concatenate([ytr] * 2)  # 2,514 rows: several blocks per fold
+    assert len(y) * 2 // 3 > 2 * BLOCK_ROWS
+    with joblib_backend("threading", jobs=2):
+        alone = cv_paths(X, y, [0.01, 0.1, 1.0], cv=3, seed=0, jobs=2)[""]
+        with block_pool(2) as pool:
+            shared = cv_paths(X, y, [0.01, 0.1, 1.0], cv=3, seed=0, jobs=2, pool=pool)[""]
+            assert pool.running == 0
+    np.testing.assert_array_equal(alone.fold_scores, shared.fold_scores)
+    np.testing.assert_array_equal(alone.n_iter, shared.n_iter)
+    np.testing.assert_array_equal(alone.coef_init[0], shared.coef_init[0])

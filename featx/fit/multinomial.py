@@ -14,12 +14,15 @@ CNN features:
   faster per evaluation on 2 cores, where two BLAS threads in one product ran 2x slower.
 
 The blocks' partial sums are added in block order, so a fit gives the same bits on any number of
-threads. Only for more than two classes: two classes keep scikit-learn's own fit (one logit).
+threads: fits running at once (the search's folds) share one pool of threads, and a fit left alone
+(the last fold, the refit) gets all of them without changing its result. Only for more than two
+classes: two classes keep scikit-learn's own fit (one logit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -32,7 +35,7 @@ def _blocks(n: int) -> list[tuple[int, int]]:
     return [(a, min(a + BLOCK_ROWS, n)) for a in range(0, n, BLOCK_ROWS)]
 
 
-def objective(X, y, C: float, n_classes: int, *, pool: ThreadPoolExecutor | None = None):
+def objective(X, y, C: float, n_classes: int, *, pool: BlockPool | None = None):
     """``f(w) -> (loss, gradient)`` for ``w = [W.ravel() (k x d), b (k)]`` in float64, as
     scikit-learn's ``LinearModelLoss`` with ``HalfMultinomialLoss``; ``y`` holds class indices
     ``0 .. n_classes - 1``; ``X`` float32 or float64 (the products run in its dtype)."""
@@ -57,7 +60,7 @@ def objective(X, y, C: float, n_classes: int, *, pool: ThreadPoolExecutor | None
     def f(w):
         W = np.ascontiguousarray(w[: k * d].reshape(k, d).T, dtype=X.dtype)
         b = w[k * d :].astype(X.dtype)
-        if pool is None:
+        if pool is None or not pool.idle():
             parts = [block(a, e, W, b) for a, e in blocks]
         else:
             parts = list(pool.map(lambda ab: block(ab[0], ab[1], W, b), blocks))
@@ -79,10 +82,11 @@ def objective(X, y, C: float, n_classes: int, *, pool: ThreadPoolExecutor | None
 
 
 def fit(X, y, classes, C: float, *, tol: float, max_iter: int, coef=None, intercept=None,
-        threads: int = 1) -> tuple[np.ndarray, np.ndarray, int]:
+        pool: BlockPool | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Minimize the objective for labels ``y`` among ``classes`` (sorted, more than two) from
     ``(coef, intercept)`` (zeros when ``None``); returns ``(coef (k, d), intercept (k,), iterations)``
-    in ``X``'s dtype. ``threads``: threads over the row blocks."""
+    in ``X``'s dtype. ``pool``: threads for the row blocks (shared by the fits running at once: a fit
+    left alone gets every thread); ``None`` evaluates them in this thread."""
     from scipy.optimize import minimize
 
     classes = np.asarray(classes)
@@ -92,9 +96,58 @@ def fit(X, y, classes, C: float, *, tol: float, max_iter: int, coef=None, interc
     if coef is not None:
         w0[: k * d] = np.asarray(coef, np.float64).ravel()
         w0[k * d :] = np.asarray(intercept, np.float64)
-    with ThreadPoolExecutor(threads) if threads > 1 else contextlib.nullcontext() as pool:
-        res = minimize(objective(X, yi, C, k, pool=pool), w0, method="L-BFGS-B", jac=True,
-                       options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
+    res = minimize(objective(X, yi, C, k, pool=pool), w0, method="L-BFGS-B", jac=True,
+                   options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     w = res.x
     return (w[: k * d].reshape(k, d).astype(X.dtype), w[k * d :].astype(X.dtype), int(min(res.nit, max_iter)))
 
+
+class WarmPath:
+    """One fold's fits along ascending C values, each started from the previous solution (what
+    ``LogisticRegression(warm_start=True)`` does), with ``coef_``, ``intercept_``, ``classes_``
+    and ``predict`` as a fitted ``LogisticRegression`` has them."""
+
+    def __init__(self, X, y, *, tol: float, max_iter: int, start=None, pool: BlockPool | None = None):
+        self.X, self.y, self.tol, self.max_iter, self.pool = X, y, tol, max_iter, pool
+        self.classes_ = np.unique(y)
+        self.coef_, self.intercept_ = (None, None) if start is None else start
+
+    def fit(self, C: float) -> int:
+        """Fit at ``C`` from the last solution; the iterations it took."""
+        self.coef_, self.intercept_, n_iter = fit(self.X, self.y, self.classes_, C, tol=self.tol, max_iter=self.max_iter,
+                                                  coef=self.coef_, intercept=self.intercept_, pool=self.pool)
+        return n_iter
+
+    def predict(self, X):
+        return self.classes_[np.argmax(X @ self.coef_.T + self.intercept_, axis=1)]
+
+
+class BlockPool(ThreadPoolExecutor):
+    """Threads for the row blocks of the fits running at once. A fit evaluates its blocks here only
+    while fewer fits run than there are threads (the last fold of a rung, the refit); otherwise in
+    its own thread, with no hand-off per block (measured: slower for the small fits of the first
+    rung). Either way it gives the same bits."""
+
+    def __init__(self, threads: int):
+        super().__init__(threads, thread_name_prefix="featx-blocks")
+        self.threads, self.running = threads, 0
+        self._lock = threading.Lock()
+
+    def idle(self) -> bool:
+        return self.running < self.threads
+
+    @contextlib.contextmanager
+    def fitting(self):
+        """Count one fit as running in this block."""
+        with self._lock:
+            self.running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def block_pool(threads: int):
+    """A :class:`BlockPool` of ``threads`` threads, or a no-op context (``None``) for one."""
+    return BlockPool(threads) if threads > 1 else contextlib.nullcontext()

@@ -135,7 +135,7 @@ def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT
 
 
 def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, factor=None, init=None,
-              patience: int | None = None):
+              patience: int | None = None, pool=None):
     """Fit one fold along ``Cs`` (ascending) with warm starts; accuracy on the held-out rows per C.
 
     ``X[train]`` is one float32 copy of the fold's training rows (the fit needs them contiguous);
@@ -143,10 +143,14 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     ``init`` (``coef_``, ``intercept_``) starts the first fit there instead of at zero (used when its
     shape fits this fold's classes). ``patience``: stop the path once that many consecutive ``C``
     values scored below the fold's best (the accuracy has passed its peak; the larger ``C`` values
-    are the slow fits); ``None`` walks the whole path.
+    are the slow fits); ``None`` walks the whole path. More than two classes are fitted by
+    :class:`featx.fit.multinomial.WarmPath` (its row blocks on ``pool``'s threads when given), two
+    by ``LogisticRegression(warm_start=True)``.
     """
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
+
+    from featx.fit.multinomial import WarmPath
 
     Xtr, ytr = X[train], y[train]
     if factor is not None:
@@ -162,38 +166,54 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
             right += int(np.sum(model.predict(xv) == yva[a : a + 4096]))
         return right / max(1, len(test))
 
-    # warnings' filters are process-wide and catch_warnings is not thread-safe: entered and left
-    # by parallel threads, it can leave the process's filters or showwarning changed for good
-    own_thread = threading.current_thread() is threading.main_thread()
-    lr = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
-    if init is not None and init[0] is not None:
-        n_cls = len(np.unique(ytr))
-        if init[0].shape == ((1 if n_cls == 2 else n_cls), Xtr.shape[1]):
-            lr.coef_, lr.intercept_ = init[0].astype(Xtr.dtype), init[1].astype(Xtr.dtype)
+    n_cls = len(np.unique(ytr))
+    start = None
+    if init is not None and init[0] is not None and init[0].shape == ((1 if n_cls == 2 else n_cls), Xtr.shape[1]):
+        start = (init[0].astype(Xtr.dtype), init[1].astype(Xtr.dtype))
+    if n_cls > 2:
+        model = WarmPath(Xtr, ytr, tol=tol, max_iter=max_iter, start=start, pool=pool)
+
+        def fit(C: float) -> int:
+            if pool is None:
+                return model.fit(C)
+            with pool.fitting():
+                return model.fit(C)
+    else:
+        # warnings' filters are process-wide and catch_warnings is not thread-safe: entered and left
+        # by parallel threads, it can leave the process's filters or showwarning changed for good
+        own_thread = threading.current_thread() is threading.main_thread()
+        model = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
+        if start is not None:
+            model.coef_, model.intercept_ = start
+
+        def fit(C: float) -> int:
+            model.set_params(C=C)
+            if own_thread:  # a process's own thread (jobs=1, loky and Ray workers): catch_warnings is safe here
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    model.fit(Xtr, ytr)
+            else:  # a joblib thread: cv_paths silences ConvergenceWarning around its pool
+                model.fit(Xtr, ytr)
+            return int(np.max(model.n_iter_))
+
     scores, coefs, iters, secs = [], [], [], []
     converged = True
     best, below = -1.0, 0
     for C in Cs:
-        lr.set_params(C=C)
         t0 = time.perf_counter()
-        if own_thread:  # a process's own thread (jobs=1, loky and Ray workers): catch_warnings is safe here
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                lr.fit(Xtr, ytr)
-        else:  # a joblib thread: cv_paths silences ConvergenceWarning around its pool
-            lr.fit(Xtr, ytr)
-        converged &= int(np.max(lr.n_iter_)) < max_iter
+        n_iter = fit(C)
+        converged &= n_iter < max_iter
         secs.append(time.perf_counter() - t0)
-        scores.append(accuracy(lr))
-        coefs.append((lr.coef_.copy(), lr.intercept_.copy()))
-        iters.append(int(np.max(lr.n_iter_)))
+        scores.append(accuracy(model))
+        coefs.append((model.coef_.copy(), model.intercept_.copy()))
+        iters.append(n_iter)
         if scores[-1] > best:
             best, below = scores[-1], 0
         elif scores[-1] < best:
             below += 1
             if patience is not None and below >= patience:
                 break
-    return scores, coefs, iters, secs, converged, lr.classes_
+    return scores, coefs, iters, secs, converged, model.classes_
 
 
 def make_splits(y, *, cv: int, seed: int, holdout: float | None = None) -> list:
@@ -210,14 +230,15 @@ def make_splits(y, *, cv: int, seed: int, holdout: float | None = None) -> list:
 
 def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, seed: int = 42, jobs: int | None = -1,
              tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, inits: dict | None = None,
-             patience: int | None = None, holdout: float | None = None) -> dict[str, PathResult]:
+             patience: int | None = None, holdout: float | None = None, pool=None) -> dict[str, PathResult]:
     """Cross-validated accuracy along the ascending ``Cs`` path, one :class:`PathResult` per entry of
     ``factors`` (name -> per-column factor applied to ``X``'s fold copies, or ``None`` for ``X`` as
     it is). Every (factor, fold) pair is one joblib task, all dispatched together.
 
     ``inits`` (name -> (coef, intercept)): where each path starts (:func:`fold_path`);
     ``patience``: early stop of each fold's path past its peak; ``holdout``: one stratified
-    hold-out of that share of the rows instead of ``cv`` folds."""
+    hold-out of that share of the rows instead of ``cv`` folds; ``pool``: the threads the folds'
+    multinomial fits share for their row blocks (threading backend only: it does not pickle)."""
     from joblib import Parallel, delayed
     from sklearn.exceptions import ConvergenceWarning
 
@@ -230,7 +251,7 @@ def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, see
         warnings.simplefilter("ignore", ConvergenceWarning)  # a path's convergence is read from n_iter_
         outs = Parallel(n_jobs=jobs)(
             delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
-                               init=inits.get(name), patience=patience)
+                               init=inits.get(name), patience=patience, pool=pool)
             for name, tr, te in tasks
         )
     return {name: _summarize(Cs, [o for (n, _, _), o in zip(tasks, outs) if n == name]) for name in factors}
@@ -277,12 +298,12 @@ def _summarize(Cs, out) -> PathResult:
 
 
 def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42,
-          threads: int = 1):
+          pool=None):
     """The best ``C`` refit on all rows, warm-started from the mean fold solution.
 
     More than two classes: :func:`featx.fit.multinomial.fit` (scikit-learn's objective and
-    optimizer, the rows in blocks on ``threads`` threads: the one fit left uses every core);
-    two classes: ``LogisticRegression.fit`` itself."""
+    optimizer, the row blocks on ``pool``'s threads: the one fit left uses every core); two
+    classes: ``LogisticRegression.fit`` itself."""
     import numpy as np
 
     from featx.fit import multinomial
@@ -292,7 +313,7 @@ def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = D
     if len(classes) > 2:
         lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed)
         lr.coef_, lr.intercept_, n_iter = multinomial.fit(X, y, classes, path.best_C, tol=tol, max_iter=max_iter,
-                                                          coef=coef, intercept=intercept, threads=threads)
+                                                          coef=coef, intercept=intercept, pool=pool)
         lr.classes_, lr.n_features_in_, lr.n_iter_ = classes, X.shape[1], np.array([n_iter], np.int32)
         if n_iter >= max_iter:
             from sklearn.exceptions import ConvergenceWarning

@@ -130,6 +130,7 @@ def search(
     from threadpoolctl import threadpool_limits
 
     from featx.fit.backends import joblib_backend
+    from featx.fit.multinomial import block_pool
     from featx.fit.scaling import (
         column_scale,
         fit_standard,
@@ -157,12 +158,14 @@ def search(
     path_tol = max(tol, PATH_TOL)
     names, cands, rung0, inits, holdout, how = list(scalers), grid, [], {}, None, []
     threads = blas_threads(jobs)
-    with threadpool_limits(threads), joblib_backend(backend, address=address, jobs=jobs,
-                                                                     connect_timeout=connect_timeout):
+    # the multinomial fits' row blocks: one pool of every core, shared by the folds' threads (a fold
+    # left alone gets all of it; the results do not depend on it); processes fit on their own
+    with block_pool(_cores(jobs) if backend == "threading" else 1) as blocks, threadpool_limits(threads), \
+            joblib_backend(backend, address=address, jobs=jobs, connect_timeout=connect_timeout):
         if halve:
             sub = _subset(y, seed)
             first = cv_paths(Z[sub], y[sub], grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=path_tol,
-                             max_iter=max_iter, patience=EARLY_STOP_PATIENCE)
+                             max_iter=max_iter, patience=EARLY_STOP_PATIENCE, pool=blocks)
             rung0 = _rows(first, len(sub))
             lead = _best(rung0, scalers)
             i = grid.index(lead["C"])
@@ -180,7 +183,7 @@ def search(
                 how.append(why)
         paths = cv_paths(Z, y, cands, factors={n: factors[n] for n in names}, cv=cv, seed=seed, jobs=jobs,
                          tol=path_tol, max_iter=max_iter, inits=inits, patience=EARLY_STOP_PATIENCE,
-                         holdout=holdout)
+                         holdout=holdout, pool=blocks)
     how += [f"stopped past the CV peak on all rows at C={p.Cs[-1]:g} ({n})" for n, p in paths.items() if p.stopped_early]
     current = base
     results = _rows(paths, len(y))
@@ -189,8 +192,8 @@ def search(
         rescale_inplace(Z, fitted[current], fitted[best["scaler"]])
     # one fit left, its row blocks on every core, one BLAS thread each (2 BLAS threads in one product
     # ran 2x slower on 2 idle cores, 10x on 2 busy ones)
-    with threadpool_limits(1, user_api="blas"):
-        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed, threads=_cores(jobs))
+    with block_pool(_cores(jobs)) as blocks, threadpool_limits(1, user_api="blas"):
+        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed, pool=blocks)
     estimator = Pipeline([("scale", fitted[best["scaler"]]), ("lr", lr)])
     seconds = time.perf_counter() - t0
     notes = []
