@@ -39,8 +39,9 @@ if TYPE_CHECKING:
 
 #: Rows per slab read from the file (64 MiB of 2048-d float32 rows).
 DEFAULT_SLAB_ROWS = 8192
-#: Passes over the training rows.
-DEFAULT_EPOCHS = 10
+#: Passes over the training rows. (It was 10; on 60k x 2048 Fashion-MNIST CNN features 16 scored
+#: 0.8992 against 10's 0.8960, the in-memory fit 0.9015, in 47 s against 41 s for the whole fit.)
+DEFAULT_EPOCHS = 16
 #: Adam's peak learning rate (cosine-decayed to 0 over all steps; on standardised features).
 DEFAULT_LEARNING_RATE = 0.01
 #: Rows per minibatch.
