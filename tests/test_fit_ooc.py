@@ -76,11 +76,13 @@ def test_auto_solver_streams_when_the_features_would_not_fit_in_memory(tmp_path,
     assert "held-out rows accuracy" in r.output and "memory: peak RSS" in r.output
     manifest = json.loads((tmp_path / "a.manifest.json").read_text())
     assert manifest["config"]["solver"] == "sgd" and manifest["config"]["epochs"] == 2
+    assert manifest["config"]["solver_choice"] == r.output.splitlines()[0].removeprefix("solver: sgd, ")  # why, kept
 
     monkeypatch.setenv("FEATX_FIT_MEMORY", "2G")
     r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "b.pkl"), "--grid", "0.1,1"])
     assert r.exit_code == 0, r.output
     assert "solver:" not in r.output and "-fold CV accuracy" in r.output  # in memory, as ever: nothing to say
+    assert json.loads((tmp_path / "b.manifest.json").read_text())["config"]["solver_choice"].startswith("in memory")
     r = CliRunner().invoke(cli, ["fit", str(path), "-o", str(tmp_path / "c.pkl"), "--epochs", "2"])
     assert r.exit_code == 2 and "--epochs apply to --solver sgd only (this run uses --solver lbfgs)" in r.output
 

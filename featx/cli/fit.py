@@ -117,6 +117,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
 
     if address is not None and backend != "ray":
         raise click.UsageError("--address needs --backend ray")
+    why = None
     if solver == "auto":
         from featx.fit import choose_solver
 
@@ -134,7 +135,7 @@ def command(features, out, test, test_size, grid, scaler, cv, solver, backend, a
     scalers = SCALERS if scaler == "auto" else (scaler,)
     try:
         result, paths = fit_features(
-            features, out, test=test, format=fmt, overwrite=overwrite, solver=solver,
+            features, out, test=test, format=fmt, overwrite=overwrite, solver=solver, solver_choice=why,
             test_size=test_size, seed=seed, grid=grid, cv=cv, jobs=jobs, tol=tol, max_iter=max_iter,
             scalers=scalers, backend=backend, address=address, slab_rows=slab_rows, epochs=epochs,
             **({"learning_rate": learning_rate, "batch_size": batch_size, "progress": True} if solver == "sgd" else {}),

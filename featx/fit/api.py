@@ -32,12 +32,16 @@ def fit_features(
     test: str | os.PathLike | None = None,
     format: str = "pickle",
     overwrite: bool = False,
+    solver_choice: str | None = None,
     **fit_kwargs,
 ) -> tuple[FitResult, dict[str, Path]]:
     """``featx fit``: load features (and test features), fit, export. Returns the result and paths.
 
     Like build and extract, a rerun with the same features and parameters is a no-op: the
     classifier is kept and returned (``result.reused``); other parameters need ``overwrite``.
+    ``solver="auto"`` (the default) decides here and records why in the manifest
+    (``config.solver_choice``); a caller that decided ``auto`` itself passes its reason as
+    ``solver_choice`` (``featx fit`` does).
     """
     from featx.outputs import check_not_input, check_overwritable, check_writable, output_lock
 
@@ -49,7 +53,7 @@ def fit_features(
         check_not_input(p, features, test)
         check_overwritable(p)
     check_writable(out)
-    why = None
+    why = solver_choice
     if fit_kwargs.get("solver", "auto") == "auto":  # decided before the key: a rerun compares like with like
         from featx.fit.sgd import choose_solver
 
