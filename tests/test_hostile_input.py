@@ -195,5 +195,5 @@ def test_decoding_on_threads_keeps_pillow_quiet_without_silencing_the_process(tm
         with ThreadPoolExecutor(2) as pool:
             assert all(a.shape == (16, 16, 3) for a in pool.map(read_rgb, [bad] * 400))
         assert not [w for w in seen if "Skipping tag" in str(w.message)]
-        warnings.warn("still shown", UserWarning)
+        warnings.warn("still shown", UserWarning, stacklevel=2)
         assert [str(w.message) for w in seen] == ["still shown"]

@@ -52,9 +52,21 @@ def tiny_one(stores, tmp_path_factory):
     A scratch model of the registry would prove the same at 10x the time (MiniGoogLeNet: about 30 s
     of tracing on 2 cores); the demo test trains MiniGoogLeNet through the same code.
     """
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
     register_tiny()
     run = tmp_path_factory.mktemp("tiny") / "one"
-    res = _invoke(_tiny_args(stores, run, "--epochs", "2", "--checkpoint-every", "1"))
+    traced = []
+    step = TensorFlowTrainer.train_step
+
+    def counted(self, data):  # runs only while the train step is being traced
+        traced.append(1)
+        return step(self, data)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(TensorFlowTrainer, "train_step", counted)
+        res = _invoke(_tiny_args(stores, run, "--epochs", "2", "--checkpoint-every", "1"))
+    res.train_step_traces = len(traced)
     return run, res
 
 
@@ -79,6 +91,9 @@ def test_two_epochs_fill_the_run_dir(stores, tiny_one):
     run, res = tiny_one
     assert res.exit_code == 0, res.output
     assert f"trained {TINY}" in res.output and str(run / "model.keras") in res.output
+    # the optimizer's slots and the metric's state exist before fit: the step is traced once, not
+    # twice (a tf.function that creates variables on its first trace is traced again)
+    assert res.train_step_traces == 1
     for name in ("model.keras", "history.json", "curves.png", "config.json", "mean.json",
                  "checkpoints/epoch_001.keras", "checkpoints/epoch_002.keras"):
         assert (run / name).is_file(), name

@@ -317,14 +317,10 @@ def _warn(warnings: list, on_warning, msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------- phases
 def _compile(net, optim, steps: int, epochs: int, start_epoch: int, cfg: FinetuneConfig, factor: float):
-    import keras
-
-    from featx.train import make_optimizer
+    from featx.train import compile_for_training, make_optimizer
 
     optimizer = make_optimizer(optim.scaled(factor), steps_per_epoch=steps, epochs=epochs, start_epoch=start_epoch)
-    net.model.compile(optimizer=optimizer,
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                      metrics=["accuracy"], jit_compile=cfg.xla)
+    compile_for_training(net.model, optimizer, label_smoothing=cfg.label_smoothing, jit_compile=cfg.xla)
 
 
 def _network(cfg: FinetuneConfig, backbone, classes: int, head, dist, policy: str):

@@ -20,7 +20,14 @@ from featx.train.config import (
     identity_keys,
     need,
 )
-from featx.train.optim import OPTIMIZERS, SCHEDULES, OptimConfig, make_optimizer, make_schedule
+from featx.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    OptimConfig,
+    compile_for_training,
+    make_optimizer,
+    make_schedule,
+)
 from featx.train.rundir import CONFIG_SCHEMA, RunDir, is_run_dir, save_inference_model
 from featx.train.strategy import STRATEGIES, check_strategy, configure_cpu_devices, resolve_strategy
 
@@ -41,6 +48,7 @@ __all__ = [
     "TrainResult",
     "apply_l2",
     "check_strategy",
+    "compile_for_training",
     "configure_cpu_devices",
     "identity_keys",
     "is_run_dir",

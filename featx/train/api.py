@@ -382,7 +382,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
     from featx.preprocess.pipeline import eval_dataset, steps_per_epoch, train_dataset
     from featx.runtime.backend import set_random_seed
     from featx.train.callbacks.training_monitor import load_history
-    from featx.train.optim import carry_slots, make_optimizer
+    from featx.train.optim import carry_slots, compile_for_training, make_optimizer
 
     run.root.mkdir(parents=True, exist_ok=True)
     segments = list((old or {}).get("segments", []))
@@ -414,12 +414,7 @@ def _fit(cfg: TrainConfig, conf, dist, run: RunDir, tr, va, plan, old, gpu, warn
                                        epochs=cfg.epochs, start_epoch=cfg.initial_epoch)
             if old_opt is not None and plan != "resume":
                 carry_slots(getattr(old_opt, "inner_optimizer", old_opt), optimizer, model.trainable_variables)
-            model.compile(
-                optimizer=optimizer,
-                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                metrics=["accuracy"],
-                jit_compile=cfg.xla,
-            )
+            compile_for_training(model, optimizer, label_smoothing=cfg.label_smoothing, jit_compile=cfg.xla)
     finally:
         keras.config.set_dtype_policy(previous_policy)
     conf["params"] = int(model.count_params())
