@@ -204,6 +204,8 @@ def test_gpu_code_paths_forced_on_cpu(folder, model_path, tmp_path, mappers):
     assert {la.dtype_policy.name for la in m32.backbone.model.layers if la.weights} == {"float32"}
     # one XLA program, traced once: the short last batch (15 = 3 x 4 + 3) was padded to the compiled shape
     assert m16._fn.experimental_get_tracing_count() == 1
+    # without XLA the graph is traced once for any batch size: the short batch ran the same graph
+    assert m32._fn.experimental_get_tracing_count() == 1
     batch = np.zeros((4, 32, 32, 3), np.uint8)
     assert "HloModule" in m16._fn.experimental_get_compiler_ir(batch)(stage="hlo")
     with pytest.raises(ValueError, match="jit_compile"):
