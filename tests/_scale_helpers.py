@@ -77,6 +77,19 @@ class SlowDown:
             time.sleep(self.seconds)
 
 
+class WaitFor:
+    """``on_batch`` hook: hold the run at its first batch until ``path`` exists (the test's "go"),
+    at most ``timeout`` seconds: the run stays busy exactly as long as the test needs, no longer."""
+
+    def __init__(self, path, timeout: float = 120.0):
+        self.path, self.timeout = str(path), timeout
+
+    def __call__(self, next_index: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not os.path.exists(self.path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
 def assert_same_file(a: Path, b: Path, *, exact: bool = False) -> None:
     """Same rows, labels, paths, names, skips and content key; features allclose (or equal)."""
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:

@@ -80,11 +80,12 @@ def test_finished_output_returns_without_loading_tensorflow(folder, tmp_path):
 
 def test_second_run_on_a_busy_output_refuses_and_the_first_finishes_whole(folder, model_path, reference, tmp_path):
     out = tmp_path / "busy.h5"
+    go = tmp_path / "go"  # the first run holds at its first batch until the second runs were refused
     script = textwrap.dedent(f"""
         from featx.extract import extract
-        from tests._scale_helpers import SlowDown
+        from tests._scale_helpers import WaitFor
         extract({str(folder)!r}, {str(out)!r}, backbone="keras:{model_path}", batch_size=2, slab_rows=2,
-                progress=False, on_batch=SlowDown(0.4))
+                progress=False, on_batch=WaitFor({str(go)!r}))
     """)
     first = subprocess.Popen([sys.executable, "-c", script], env=ENV, stderr=subprocess.PIPE, text=True)
     try:
@@ -99,6 +100,8 @@ def test_second_run_on_a_busy_output_refuses_and_the_first_finishes_whole(folder
             lines = second.output.strip().splitlines()
             assert len(lines) == 1 and f"in use by another featx run (pid {first.pid} on host" in lines[0]
             assert not out.exists() and Path(str(out) + ".partial").exists()  # the first run's files are untouched
+        assert first.poll() is None, "the first run ended before the second runs were refused"
+        go.touch()
         assert first.wait(timeout=120) == 0, first.stderr.read()[-2000:]
     finally:
         if first.poll() is None:
