@@ -134,7 +134,8 @@ def test_cli_fit_with_test_file_prints_report_and_refuses_images(tmp_path):
     assert "best C: " in text and "2-fold CV accuracy 1.0000" in text and "held-out set: 60 rows (test file)" in text
     assert "class_6" in text and "rank-1 accuracy: 1.0000" in text and "rank-5 accuracy: 1.0000" in text
     assert "fit time:" in text and "2 scaler(s) x 2 folds, each one warm-started path over up to 2 C values" in text
-    assert "(paths at tol 0.002, each stopped once past its CV peak; the winner refit at --tol 0.001), + 1 refit; 2 parallel" in text
+    assert ("(paths at tol 0.005, each stopped once past its CV peak; the winner refit at --tol 0.001 in L-BFGS "
+            "variables preconditioned by the features' top 15 principal directions), + 1 refit; 2 parallel") in text
     assert out.exists() and (tmp_path / "clf.manifest.json").exists() and (tmp_path / "clf.metrics.json").exists()
     assert json.loads((tmp_path / "clf.manifest.json").read_text())["config"]["test"] == str(test.resolve())
 

@@ -262,8 +262,10 @@ def _how(result) -> str:
                 f"<= {c['batch_size']} rows, {c['slabs_read']} block reads of <= {c['slab_rows']} rows a slab; "
                 f"Keras backend {c['keras_backend']}")
     rows = sorted({r.get("rows") for r in result.cv_results if r.get("rows")})
+    pre = (f" in L-BFGS variables preconditioned by the features' top {c['precond_rank']} principal directions"
+           if c.get("precond_rank") else "")
     loose = (f" (paths at tol {c['path_tol']:g}, each stopped once past its CV peak; the winner refit at "
-             f"--tol {c['tol']:g})" if c.get("path_tol") else "")
+             f"--tol {c['tol']:g}{pre})" if c.get("path_tol") else "")
     checks = f"{c['cv']} folds" if not c.get("holdout_rows") else \
         f"one stratified hold-out of {c['holdout_rows']} rows instead of {c['cv']} folds"
     if len(rows) == 2:  # successive halving

@@ -142,6 +142,7 @@ def fit_classifier(
         "search": found.method,
         "holdout_rows": found.holdout,
         "path_tol": found.path_tol,
+        "precond_rank": found.precond_rank,
         "cv": cv,
         "jobs": jobs,
         "backend": backend,

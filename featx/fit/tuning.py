@@ -10,6 +10,11 @@
   warm starts (each fit starts from the previous ``C``'s solution); the best mean CV accuracy wins,
   ties to the smaller ``C``, then to the scaler listed first; the winner is refit on all training
   rows, warm-started from the mean fold solution.
+* More than two classes: every fit is :func:`featx.fit.multinomial.fit`, L-BFGS preconditioned by
+  the features' top principal directions (:class:`featx.fit.multinomial.Preconditioner`, one per
+  scaler): the same problem, fewer evaluations; the paths' tolerance bounds the gradient in the
+  preconditioned variables (:data:`~featx.fit.search.PRECOND_PATH_TOL`), and so does ``--tol`` for
+  the refit.
 * Speed: folds run in parallel under a joblib backend (:mod:`featx.fit.backends`); each parallel fit
   gets ``cores / parallel fits`` BLAS threads -- lbfgs' skinny matrix products gain little from
   threads and lose a lot when threads compete.
@@ -39,6 +44,7 @@ from featx.fit.search import (  # noqa: F401 - public names
     HOLDOUT_MIN_ROWS,
     PATH_TOL,
     PEAK_MARGIN,
+    PRECOND_PATH_TOL,
     SCALERS,
 )
 
@@ -55,6 +61,7 @@ class SearchResult:
     method: str = "warm-started C path per fold"
     holdout: int | None = None  # rows of the one hold-out that replaced the folds on all rows, if any
     path_tol: float | None = None  # lbfgs tolerance along the C paths (the winner is refit at tol)
+    precond_rank: int | None = None  # principal directions preconditioning L-BFGS (more than two classes)
 
 
 def make_pipeline(
@@ -130,7 +137,7 @@ def search(
     from threadpoolctl import threadpool_limits
 
     from featx.fit.backends import joblib_backend
-    from featx.fit.multinomial import block_pool
+    from featx.fit.multinomial import Preconditioner, block_pool
     from featx.fit.scaling import (
         column_scale,
         fit_standard,
@@ -155,9 +162,13 @@ def search(
     factors = {name: None if name == base else (column_scale(fitted[base]) / column_scale(fitted[name])).astype(Z.dtype)
                for name in scalers}
     halve = (len(grid) > HALVING_WINDOW and len(y) >= HALVING_MIN_ROWS) if halving is None else bool(halving)
-    path_tol = max(tol, PATH_TOL)
     names, cands, rung0, inits, holdout, how = list(scalers), grid, [], {}, None, []
     threads = blas_threads(jobs)
+    # more than two classes: L-BFGS walks in the variables of each scaler's preconditioner (the
+    # same problems; the paths' tolerance bounds the gradient in those variables)
+    preconds = ({name: Preconditioner.of(Z, seed=seed, factor=factors[name]) for name in scalers}
+                if len(np.unique(y)) > 2 else {})
+    path_tol = max(tol, PRECOND_PATH_TOL if preconds else PATH_TOL)
     # the multinomial fits' row blocks: one pool of every core, shared by the folds' threads (a fold
     # left alone gets all of it; the results do not depend on it); processes fit on their own
     with block_pool(_cores(jobs) if backend == "threading" else 1) as blocks, threadpool_limits(threads), \
@@ -165,7 +176,7 @@ def search(
         if halve:
             sub = _subset(y, seed)
             first = cv_paths(Z[sub], y[sub], grid, factors=factors, cv=cv, seed=seed, jobs=jobs, tol=path_tol,
-                             max_iter=max_iter, patience=EARLY_STOP_PATIENCE, pool=blocks)
+                             max_iter=max_iter, patience=EARLY_STOP_PATIENCE, pool=blocks, preconds=preconds)
             rung0 = _rows(first, len(sub))
             lead = _best(rung0, scalers)
             i = grid.index(lead["C"])
@@ -183,7 +194,7 @@ def search(
                 how.append(why)
         paths = cv_paths(Z, y, cands, factors={n: factors[n] for n in names}, cv=cv, seed=seed, jobs=jobs,
                          tol=path_tol, max_iter=max_iter, inits=inits, patience=EARLY_STOP_PATIENCE,
-                         holdout=holdout, pool=blocks)
+                         holdout=holdout, pool=blocks, preconds=preconds)
     how += [f"stopped past the CV peak on all rows at C={p.Cs[-1]:g} ({n})" for n, p in paths.items() if p.stopped_early]
     current = base
     results = _rows(paths, len(y))
@@ -193,7 +204,8 @@ def search(
     # one fit left, its row blocks on every core, one BLAS thread each (2 BLAS threads in one product
     # ran 2x slower on 2 idle cores, 10x on 2 busy ones)
     with block_pool(_cores(jobs)) as blocks, threadpool_limits(1, user_api="blas"):
-        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed, pool=blocks)
+        lr = refit(Z, y, paths[best["scaler"]], tol=tol, max_iter=max_iter, seed=seed, pool=blocks,
+                   precond=preconds.get(best["scaler"]))
     estimator = Pipeline([("scale", fitted[best["scaler"]]), ("lr", lr)])
     seconds = time.perf_counter() - t0
     notes = []
@@ -206,6 +218,8 @@ def search(
     method = (f"successive halving (a stratified {len(sub)} of the {len(y)} rows, then all rows around the best C); "
               "warm-started C path per fold" if halve else "warm-started C path per fold")
     method += f" at tol {path_tol:g}, winner refit at tol {tol:g}"
+    if preconds:
+        method += f" (L-BFGS preconditioned by the features' top {preconds[base].Q.shape[1]} principal directions)"
     if how:
         method += "; " + "; ".join(how)
     return SearchResult(
@@ -219,6 +233,7 @@ def search(
         method=method,
         holdout=None if holdout is None else int(round(holdout * len(y))),
         path_tol=path_tol,
+        precond_rank=preconds[base].Q.shape[1] if preconds else None,
     )
 
 
