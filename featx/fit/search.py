@@ -87,8 +87,9 @@ PEAK_MARGIN = 0.0025
 PATH_TOL = 2e-3
 #: The same for more than two classes, where L-BFGS walks in preconditioned variables
 #: (:class:`featx.fit.multinomial.Preconditioner`) and the tolerance bounds the gradient there.
-#: Measured on bench_fit's seven tuning sets: 5e-3 took 0.3-0.8x the row evaluations of the plain
-#: paths at 2e-3 (and 1e-2 fewer still, but it moved the chosen C of more sets).
+#: Measured on bench_fit's seven tuning sets: 5e-3 took 0.27-0.8x the row evaluations of the plain
+#: paths at 2e-3 on six of them (1.25x on the 100-class set); 1e-2 took fewer still, but in one of
+#: two runs it chose a C on digits784 that scored 0.5 points lower on the test rows.
 PRECOND_PATH_TOL = 5e-3
 #: A fold's path stops once this many consecutive C values scored below its best: the accuracy
 #: has passed its peak, and the larger C values (weaker regularization) are the slow fits. (It was
