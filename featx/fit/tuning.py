@@ -218,8 +218,9 @@ def search(
     method = (f"successive halving (a stratified {len(sub)} of the {len(y)} rows, then all rows around the best C); "
               "warm-started C path per fold" if halve else "warm-started C path per fold")
     method += f" at tol {path_tol:g}, winner refit at tol {tol:g}"
-    if preconds:
-        method += f" (L-BFGS preconditioned by the features' top {preconds[base].Q.shape[1]} principal directions)"
+    rank = preconds[base].Q.shape[1] if preconds else None
+    if rank:
+        method += f" (L-BFGS preconditioned by the features' top {rank} principal directions)"
     if how:
         method += "; " + "; ".join(how)
     return SearchResult(
@@ -233,7 +234,7 @@ def search(
         method=method,
         holdout=None if holdout is None else int(round(holdout * len(y))),
         path_tol=path_tol,
-        precond_rank=preconds[base].Q.shape[1] if preconds else None,
+        precond_rank=rank,
     )
 
 
