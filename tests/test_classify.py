@@ -288,6 +288,10 @@ def test_chunked_scaling_helpers_equal_sklearn_on_every_row():
     assert column_scale(g).shape == (4,) and np.all(column_scale(g) == g.scale_)  # one divisor per feature
     np.testing.assert_allclose(column_scale(sc), ref.scale_, rtol=1e-9)
     assert global_from_standard(fit_standard(np.full((5, 2), 3.0))).scale_ == 1.0  # no division by zero
+    assert sc.n_samples_seen_ == 30 and sc.n_features_in_ == 4 and sc.scale_[3] == 1.0  # constant: scale 1
+    with_nan = X.copy()
+    with_nan[0, 1] = np.nan  # not finite: sklearn's NaN-aware partial_fit, which skips the NaN
+    np.testing.assert_allclose(fit_standard(with_nan, chunk_rows=7).mean_[1], X[1:, 1].mean(), rtol=1e-12)
     for scaler in (sc, g):
         Z = X.astype(np.float32)
         out = transform_inplace(Z, scaler, chunk_rows=7)
