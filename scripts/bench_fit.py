@@ -290,6 +290,30 @@ def fashion_shirts_binary(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return random_cnn(pixels[keep], weights_seed=77), (y[keep] == 6).astype(np.int64)
 
 
+def fashion_coats_binary_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``fashion_coats_binary_heldout2048`` (held out, session 6): two classes again. Pullovers (2)
+    against coats (4), the first ``n`` of them in another seeded order of the training images,
+    through the random CNN with other weights (seed 91)."""
+    pixels, y = fashion_pixels(60000, seed + 37)
+    keep = np.flatnonzero((y == 2) | (y == 4))[:n]
+    if len(keep) < n:
+        raise ValueError(f"Fashion-MNIST has {len(keep)} pullovers and coats, not {n}")
+    return random_cnn(pixels[keep], weights_seed=91), (y[keep] == 4).astype(np.int64)
+
+
+def fashion_hog_binary_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``fashion_hog_binary_heldout1764`` (held out, session 6): coats (4) against shirts (6), HOG
+    descriptors as ``fashion_hog_heldout1764`` (56 x 56 px, 1,764 values), another seeded order."""
+    import cv2
+
+    pixels, y = fashion_pixels(60000, seed + 41)
+    keep = np.flatnonzero((y == 4) | (y == 6))[:n]
+    if len(keep) < n:
+        raise ValueError(f"Fashion-MNIST has {len(keep)} coats and shirts, not {n}")
+    big = np.stack([cv2.resize(im, (56, 56), interpolation=cv2.INTER_LINEAR) for im in pixels[keep].reshape(-1, 28, 28)])
+    return hog_features(big), (y[keep] == 6).astype(np.int64)
+
+
 def randcnn_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random-init CNN features (2048-d) of ``n`` jittered digits (see the module docstring)."""
     pixels, y = digits_features(n, seed)
@@ -609,9 +633,13 @@ SETS = {
     # two classes (binary fits are LogisticRegression.fit, not preconditioned); added after session
     # 5's final run and run once beside it, so it is a tuning set
     "fashion_shirts_binary2048": (fashion_shirts_binary, 10000, True),
+    # two classes, held out in session 6: added before its measurements, first run in its final one
+    "fashion_coats_binary_heldout2048": (fashion_coats_binary_heldout, 10000, True),
+    "fashion_hog_binary_heldout1764": (fashion_hog_binary_heldout, 10000, True),
 }
 #: The sets no setting of the search was chosen on.
-HELD_OUT = ("fashion_t10k_heldout2048", "fashion_hog_heldout1764", "fashion_patches_heldout1024")
+HELD_OUT = ("fashion_t10k_heldout2048", "fashion_hog_heldout1764", "fashion_patches_heldout1024",
+            "fashion_coats_binary_heldout2048", "fashion_hog_binary_heldout1764")
 
 
 def main(argv=None) -> dict:
