@@ -177,7 +177,7 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     start = None
     if init is not None and init[0] is not None and init[0].shape == ((1 if n_cls == 2 else n_cls), Xtr.shape[1]):
         start = (init[0].astype(Xtr.dtype), init[1].astype(Xtr.dtype))
-    if n_cls > 2:
+    if n_cls >= 2:
         model = WarmPath(Xtr, ytr, tol=tol, max_iter=max_iter, start=start, pool=pool, precond=precond)
 
         def fit(C: float) -> int:
@@ -321,7 +321,7 @@ def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = D
 
     coef, intercept = path.coef_init
     classes = np.unique(y)
-    if len(classes) > 2:
+    if len(classes) >= 2:
         lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed)
         lr.coef_, lr.intercept_, n_iter = multinomial.fit(X, y, classes, path.best_C, tol=tol, max_iter=max_iter,
                                                           coef=coef, intercept=intercept, pool=pool,

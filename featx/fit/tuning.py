@@ -167,7 +167,7 @@ def search(
     # more than two classes: L-BFGS walks in the variables of each scaler's preconditioner (the
     # same problems; the paths' tolerance bounds the gradient in those variables)
     preconds = ({name: Preconditioner.of(Z, seed=seed, factor=factors[name]) for name in scalers}
-                if len(np.unique(y)) > 2 else {})
+                if len(np.unique(y)) >= 2 else {})
     path_tol = max(tol, PRECOND_PATH_TOL if preconds else PATH_TOL)
     # the multinomial fits' row blocks: one pool of every core, shared by the folds' threads (a fold
     # left alone gets all of it; the results do not depend on it); processes fit on their own
