@@ -455,7 +455,7 @@ def test_threaded_folds_leave_the_process_warning_state_alone_and_still_report_m
     from featx.fit.search import cv_paths
 
     rng = np.random.default_rng(0)  # fits long enough for the threads to overlap (digits' are too short)
-    # two classes: LogisticRegression.fit itself in the folds' threads (more go through featx.fit.multinomial)
+    # two classes (one logit; LogisticRegression.fit itself until session 6)
     Xtr = rng.normal(size=(3000, 200)).astype(np.float32)
     ytr = (Xtr[:, :5].sum(axis=1) > 0).astype(int)  # separable: the weakly regularized fits take long
     cv_paths(Xtr, ytr, [0.1], cv=3, seed=0, jobs=1, max_iter=5)  # the imports' own filters first
@@ -499,6 +499,43 @@ def test_blocked_multinomial_fit_is_sklearns_fit_on_any_number_of_threads(digits
     assert one[0].dtype == np.float32 and one[2] == three[2]
     np.testing.assert_array_equal(one[0], three[0])
     np.testing.assert_array_equal(one[1], three[1])
+
+
+def test_binary_fit_is_sklearns_binary_fit_with_one_logit_preconditioned_or_not(digits):
+    """Two classes: featx.fit.multinomial minimizes the binary LogisticRegression's objective (one
+    logit, HalfBinomialLoss): its loss and gradient are scikit-learn's at any point, plain and
+    preconditioned fits reach scikit-learn's coefficients, and WarmPath predicts its labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+    from sklearn._loss.loss import HalfBinomialLoss
+    from sklearn.preprocessing import StandardScaler
+
+    from featx.fit import multinomial as mn
+
+    Xtr, Xte, ytr, _ = digits
+    X = StandardScaler().fit_transform(Xtr).astype(np.float64)
+    X, y = np.vstack([X, X[::-1]]), np.where(np.concatenate([ytr, ytr[::-1]]) % 2 == 1, "odd", "even")
+    assert len(y) > 2 * mn.BLOCK_ROWS  # several row blocks
+    classes, C, n, d = np.array(["even", "odd"]), 0.05, len(y), X.shape[1]
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(X, y)
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=0.1, size=d + 1)
+    loss, grad = mn.objective(X, (y == "odd").astype(np.float64), C, 2)(w)
+    sk_loss, sk_grad = LinearModelLoss(HalfBinomialLoss(), fit_intercept=True).loss_gradient(
+        w, X, (y == "odd").astype(np.float64), l2_reg_strength=1.0 / (C * n))  # sklearn's mean loss
+    assert loss == pytest.approx(sk_loss, rel=1e-10) and grad.shape == (d + 1,)
+    np.testing.assert_allclose(grad, sk_grad, rtol=1e-8, atol=1e-12)
+    pre = mn.Preconditioner.of(X, rank=16, seed=0)
+    for precond in (None, pre):
+        coef, intercept, n_iter = mn.fit(X, y, classes, C, tol=1e-9, max_iter=5000, precond=precond)
+        assert coef.shape == (1, d) and intercept.shape == (1,) and 0 < n_iter < 5000
+        np.testing.assert_allclose(coef, ref.coef_, atol=2e-5)
+        np.testing.assert_allclose(intercept, ref.intercept_, atol=2e-5)
+    path = mn.WarmPath(X, y, tol=1e-9, max_iter=5000, precond=pre)
+    path.fit(C)
+    Xs = StandardScaler().fit(Xtr).transform(Xte)
+    assert list(path.classes_) == ["even", "odd"]
+    np.testing.assert_array_equal(path.predict(Xs), ref.predict(Xs))
 
 
 def test_preconditioned_fit_reaches_the_same_minimum_in_far_fewer_iterations():

@@ -2,11 +2,12 @@
 
 The book refits ``LogisticRegression`` from zero for every ``C`` and every fold
 (``GridSearchCV``). Here each fold walks the grid from the smallest ``C`` (strongest
-regularization, fastest to fit) upwards with scikit-learn's own ``warm_start=True``: every fit
-starts from the previous ``C``'s solution, so later fits need a fraction of the iterations. This is
-what ``LogisticRegressionCV`` does, but ``LogisticRegressionCV`` converts the features to float64
-(a 2x copy of the matrix); this path keeps float32 (lbfgs supports it) and is scored with plain
-accuracy, as the book's search is.
+regularization, fastest to fit) upwards with warm starts, as ``LogisticRegressionCV`` does: every
+fit starts from the previous ``C``'s solution, so later fits need a fraction of the iterations.
+The fits minimize ``LogisticRegression``'s own objective with its L-BFGS-B options
+(:mod:`featx.fit.multinomial`: float32 rows, where ``LogisticRegressionCV`` copies them to float64;
+preconditioned by the features' principal directions), and are scored with plain accuracy, as the
+book's search is.
 
 * Folds: ``StratifiedKFold(cv, shuffle=True, random_state=seed)``; the folds run in parallel
   through joblib, under the backend the caller chose (``threading`` by default: no process copies
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 import time
 import warnings
 from typing import TYPE_CHECKING
@@ -80,16 +80,14 @@ HALVING_WINDOW = 5
 #: the first-rung curve has clearly fallen there, and those outer C values would be the second rung's
 #: slowest fits (the lowest C starts its path, the highest is the least regularized).
 PEAK_MARGIN = 0.0025
-#: lbfgs tolerance along the C paths of the search (at least ``--tol``); only the winner is refit
-#: at ``--tol``. Measured on the hard sets of scripts/bench_fit.py (Fashion-MNIST pixels included):
-#: 2e-3 picks the same C as 1e-3 on every set in 0.45-0.75x the lbfgs iterations; 4e-3 changed
-#: the C of two sets and lost 0.3-0.4 points.
-PATH_TOL = 2e-3
-#: The same for more than two classes, where L-BFGS walks in preconditioned variables
+#: L-BFGS tolerance along the C paths of the search (at least ``--tol``); only the winner is refit
+#: at ``--tol``. L-BFGS walks in preconditioned variables
 #: (:class:`featx.fit.multinomial.Preconditioner`) and the tolerance bounds the gradient there.
-#: Measured on bench_fit's seven tuning sets: 5e-3 took 0.27-0.8x the row evaluations of the plain
-#: paths at 2e-3 on six of them (1.25x on the 100-class set); 1e-2 took fewer still, but in one of
-#: two runs it chose a C on digits784 that scored 0.5 points lower on the test rows.
+#: Measured on bench_fit's seven multiclass tuning sets: 5e-3 took 0.27-0.8x the row evaluations
+#: of scikit-learn's unpreconditioned paths at 2e-3 (their tolerance before, chosen in session 3)
+#: on six of them (1.25x on the 100-class set); 1e-2 took fewer still, but in one of two runs it
+#: chose a C on digits784 that scored 0.5 points lower on the test rows. On six binary tuning sets
+#: (session 6) 5e-3 took 0.29-0.6x the row evaluations of scikit-learn's binary paths at 2e-3.
 PRECOND_PATH_TOL = 5e-3
 #: A fold's path stops once this many consecutive C values scored below its best: the accuracy
 #: has passed its peak, and the larger C values (weaker regularization) are the slow fits. (It was
@@ -149,13 +147,12 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     ``init`` (``coef_``, ``intercept_``) starts the first fit there instead of at zero (used when its
     shape fits this fold's classes). ``patience``: stop the path once that many consecutive ``C``
     values scored below the fold's best (the accuracy has passed its peak; the larger ``C`` values
-    are the slow fits); ``None`` walks the whole path. More than two classes are fitted by
-    :class:`featx.fit.multinomial.WarmPath` (its row blocks on ``pool``'s threads when given), two
-    by ``LogisticRegression(warm_start=True)``; ``precond``: their
-    :class:`~featx.fit.multinomial.Preconditioner` (``None``: plain L-BFGS).
+    are the slow fits); ``None`` walks the whole path. The fits are
+    :class:`featx.fit.multinomial.WarmPath`'s (its row blocks on ``pool``'s threads when given;
+    one logit for two classes); ``precond``: its :class:`~featx.fit.multinomial.Preconditioner`
+    (``None``: plain L-BFGS). ``seed`` is not used (the fits are deterministic).
     """
     import numpy as np
-    from sklearn.exceptions import ConvergenceWarning
 
     from featx.fit.multinomial import WarmPath
 
@@ -177,31 +174,13 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     start = None
     if init is not None and init[0] is not None and init[0].shape == ((1 if n_cls == 2 else n_cls), Xtr.shape[1]):
         start = (init[0].astype(Xtr.dtype), init[1].astype(Xtr.dtype))
-    if n_cls > 2:
-        model = WarmPath(Xtr, ytr, tol=tol, max_iter=max_iter, start=start, pool=pool, precond=precond)
+    model = WarmPath(Xtr, ytr, tol=tol, max_iter=max_iter, start=start, pool=pool, precond=precond)
 
-        def fit(C: float) -> int:
-            if pool is None:
-                return model.fit(C)
-            with pool.fitting():
-                return model.fit(C)
-    else:
-        # warnings' filters are process-wide and catch_warnings is not thread-safe: entered and left
-        # by parallel threads, it can leave the process's filters or showwarning changed for good
-        own_thread = threading.current_thread() is threading.main_thread()
-        model = make_lr(Cs[0], tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
-        if start is not None:
-            model.coef_, model.intercept_ = start
-
-        def fit(C: float) -> int:
-            model.set_params(C=C)
-            if own_thread:  # a process's own thread (jobs=1, loky and Ray workers): catch_warnings is safe here
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    model.fit(Xtr, ytr)
-            else:  # a joblib thread: cv_paths silences ConvergenceWarning around its pool
-                model.fit(Xtr, ytr)
-            return int(np.max(model.n_iter_))
+    def fit(C: float) -> int:
+        if pool is None:
+            return model.fit(C)
+        with pool.fitting():
+            return model.fit(C)
 
     scores, coefs, iters, secs = [], [], [], []
     converged = True
@@ -250,21 +229,17 @@ def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, see
     ``preconds`` (name -> :class:`~featx.fit.multinomial.Preconditioner`): the multinomial fits'
     change of variables for each entry of ``factors``."""
     from joblib import Parallel, delayed
-    from sklearn.exceptions import ConvergenceWarning
 
     factors = {"": None} if factors is None else factors
     inits, preconds = inits or {}, preconds or {}
     Cs = sorted(float(c) for c in Cs)
     folds = make_splits(y, cv=cv, seed=seed, holdout=holdout)
     tasks = [(name, tr, te) for name in factors for tr, te in folds]
-    with warnings.catch_warnings():  # once, in the calling thread, for the folds' threads (fold_path)
-        warnings.simplefilter("ignore", ConvergenceWarning)  # a path's convergence is read from n_iter_
-        outs = Parallel(n_jobs=jobs)(
-            delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
-                               init=inits.get(name), patience=patience, pool=pool,
-                               precond=preconds.get(name))
-            for name, tr, te in tasks
-        )
+    outs = Parallel(n_jobs=jobs)(  # a path's convergence is read from its iterations, not from warnings
+        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
+                           init=inits.get(name), patience=patience, pool=pool, precond=preconds.get(name))
+        for name, tr, te in tasks
+    )
     return {name: _summarize(Cs, [o for (n, _, _), o in zip(tasks, outs) if n == name]) for name in factors}
 
 
@@ -312,30 +287,21 @@ def refit(X, y, path: PathResult, *, tol: float = DEFAULT_TOL, max_iter: int = D
           pool=None, precond=None):
     """The best ``C`` refit on all rows, warm-started from the mean fold solution.
 
-    More than two classes: :func:`featx.fit.multinomial.fit` (scikit-learn's objective and
-    optimizer, the row blocks on ``pool``'s threads: the one fit left uses every core); two
-    classes: ``LogisticRegression.fit`` itself."""
+    :func:`featx.fit.multinomial.fit`: scikit-learn's objective and optimizer (one logit for two
+    classes), the row blocks on ``pool``'s threads (the one fit left uses every core)."""
     import numpy as np
 
     from featx.fit import multinomial
 
     coef, intercept = path.coef_init
     classes = np.unique(y)
-    if len(classes) > 2:
-        lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed)
-        lr.coef_, lr.intercept_, n_iter = multinomial.fit(X, y, classes, path.best_C, tol=tol, max_iter=max_iter,
-                                                          coef=coef, intercept=intercept, pool=pool,
-                                                          precond=precond)
-        lr.classes_, lr.n_features_in_, lr.n_iter_ = classes, X.shape[1], np.array([n_iter], np.int32)
-        if n_iter >= max_iter:
-            from sklearn.exceptions import ConvergenceWarning
+    lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed)
+    lr.coef_, lr.intercept_, n_iter = multinomial.fit(X, y, classes, path.best_C, tol=tol, max_iter=max_iter,
+                                                      coef=coef, intercept=intercept, pool=pool, precond=precond)
+    lr.classes_, lr.n_features_in_, lr.n_iter_ = classes, X.shape[1], np.array([n_iter], np.int32)
+    if n_iter >= max_iter:
+        from sklearn.exceptions import ConvergenceWarning
 
-            warnings.warn(f"lbfgs reached max_iter={max_iter} refitting the best C: raise --max-iter",
-                          ConvergenceWarning, stacklevel=2)
-        return lr
-    lr = make_lr(path.best_C, tol=tol, max_iter=max_iter, seed=seed, warm_start=True)
-    if coef is not None:
-        lr.coef_, lr.intercept_ = coef.astype(X.dtype), intercept.astype(X.dtype)
-    lr.fit(X, y)
-    lr.set_params(warm_start=False)
+        warnings.warn(f"lbfgs reached max_iter={max_iter} refitting the best C: raise --max-iter",
+                      ConvergenceWarning, stacklevel=2)
     return lr
