@@ -505,9 +505,9 @@ def test_binary_fit_is_sklearns_binary_fit_with_one_logit_preconditioned_or_not(
     """Two classes: featx.fit.multinomial minimizes the binary LogisticRegression's objective (one
     logit, HalfBinomialLoss): its loss and gradient are scikit-learn's at any point, plain and
     preconditioned fits reach scikit-learn's coefficients, and WarmPath predicts its labels."""
+    from sklearn._loss.loss import HalfBinomialLoss
     from sklearn.linear_model import LogisticRegression
     from sklearn.linear_model._linear_loss import LinearModelLoss
-    from sklearn._loss.loss import HalfBinomialLoss
     from sklearn.preprocessing import StandardScaler
 
     from featx.fit import multinomial as mn
@@ -536,6 +536,23 @@ def test_binary_fit_is_sklearns_binary_fit_with_one_logit_preconditioned_or_not(
     Xs = StandardScaler().fit(Xtr).transform(Xte)
     assert list(path.classes_) == ["even", "odd"]
     np.testing.assert_array_equal(path.predict(Xs), ref.predict(Xs))
+
+
+def test_scalers_preconditioners_on_parallel_threads_are_the_bits_of_one_after_the_other():
+    from featx.fit.multinomial import Preconditioner
+    from featx.fit.tuning import _preconditioners
+
+    rng = np.random.default_rng(3)
+    Z = (rng.normal(size=(600, 40)) @ rng.normal(size=(40, 40))).astype(np.float32)
+    factors = {"standard": None, "global": rng.uniform(0.5, 2.0, 40).astype(np.float32)}
+    both = _preconditioners(Z, factors, seed=5, threads=2)
+    assert list(both) == ["standard", "global"]
+    for name, factor in factors.items():
+        alone = Preconditioner.of(Z, seed=5, factor=factor)
+        np.testing.assert_array_equal(both[name].Q, alone.Q)
+        np.testing.assert_array_equal(both[name].eig, alone.eig)
+        assert both[name].tail == alone.tail
+    assert not np.allclose(both["standard"].eig, both["global"].eig)  # each scaler its own
 
 
 def test_preconditioned_fit_reaches_the_same_minimum_in_far_fewer_iterations():

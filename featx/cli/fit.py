@@ -94,7 +94,7 @@ def _test_size(ctx, param, value):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=DEFAULT_FORMAT,
               help="pickle (loading runs code, so featx checks its sha256) or skops (loads without running code).")
 @click.option("--max-iter", type=click.IntRange(min=10), default=DEFAULT_MAX_ITER, help="Iteration cap per fit (--solver lbfgs only).")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="Stopping tolerance of the refit (--solver lbfgs only; with more than two classes it bounds the gradient in L-BFGS's preconditioned variables).")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TOL, help="Stopping tolerance of the refit (--solver lbfgs only; it bounds the gradient in L-BFGS's preconditioned variables).")
 @click.option("--inspect", "inspect_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Also write featx inspect's results to DIR (label issues from out-of-fold probabilities on "
                    "this fit's folds at its C, near-duplicates, leakage of --test, accuracy without leaked rows).")

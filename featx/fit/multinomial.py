@@ -113,8 +113,8 @@ class Preconditioner:
     """A change of variables that makes the objective round: ``W = V P`` (``W``, ``V``: k x d) with
     ``P = s0 (I - Q Q^T) + Q diag(s) Q^T``, ``Q`` (d x r) the features' top ``r`` principal
     directions. ``s_j = 1 / sqrt(c lambda_j + 1 / (C n))`` (``c`` = :data:`PRECOND_CURVATURE` / k,
-    ``lambda_j`` the variance along direction ``j``; ``s0`` the same for the mean variance of the
-    other directions): in ``V`` the objective's curvature is about 1 along every direction, where
+    k = 2 for one logit; ``lambda_j`` the variance along direction ``j``; ``s0`` the same for the
+    mean variance of the other directions): in ``V`` the objective's curvature is about 1 along every direction, where
     in ``W`` it spans the features' variances (345 to 0.04 on Fashion-MNIST CNN features) plus the
     penalty.
 

@@ -16,9 +16,12 @@
   the same problem, fewer evaluations; the paths' tolerance bounds the gradient in the
   preconditioned variables (:data:`~featx.fit.search.PRECOND_PATH_TOL`), and so does ``--tol`` for
   the refit.
-* Speed: folds run in parallel under a joblib backend (:mod:`featx.fit.backends`); each parallel fit
-  gets ``cores / parallel fits`` BLAS threads -- lbfgs' skinny matrix products gain little from
-  threads and lose a lot when threads compete.
+* Speed: folds run in parallel under a joblib backend (:mod:`featx.fit.backends`), the fits' row
+  blocks on a pool of ``jobs`` threads (:func:`featx.fit.multinomial.block_pool`), and every
+  product on one BLAS thread: L-BFGS's skinny matrix products gain little from BLAS threads and
+  lose a lot when threads compete (``jobs=1`` on 2 cores, session 6: the search ran in 2.0-2.5 s
+  on one BLAS thread against 6.2-7.6 s on two on 7,500 x 2,048 binary CNN features, 6.9-8.0 s
+  against 18.7-21.0 s on 9,000 x 2,048 ten-class ones; loky's workers get joblib's own limit).
 """
 
 from __future__ import annotations
@@ -74,16 +77,6 @@ def make_pipeline(
     from featx.fit.search import make_lr
 
     return Pipeline([("scale", make_scaler(scaler)), ("lr", make_lr(C, tol=tol, max_iter=max_iter, seed=seed))])
-
-
-def blas_threads(jobs: int | None) -> int:
-    """BLAS threads per fit: the cores divided among the parallel fits (joblib's loky rule).
-
-    Measured on 2 busy cores: one lbfgs fit with 2 BLAS threads ran 3-7x slower than with 1.
-    """
-    from joblib import cpu_count, effective_n_jobs
-
-    return max(1, cpu_count() // max(1, effective_n_jobs(jobs)))
 
 
 def _cores(jobs: int | None) -> int:
@@ -163,14 +156,13 @@ def search(
                for name in scalers}
     halve = (len(grid) > HALVING_WINDOW and len(y) >= HALVING_MIN_ROWS) if halving is None else bool(halving)
     names, cands, rung0, inits, holdout, how = list(scalers), grid, [], {}, None, []
-    threads = blas_threads(jobs)
     # L-BFGS walks in the variables of each scaler's preconditioner (the same problems; the paths'
     # tolerance bounds the gradient in those variables)
     preconds = _preconditioners(Z, factors, seed=seed, threads=_cores(jobs))
     path_tol = max(tol, PRECOND_PATH_TOL)
     # the multinomial fits' row blocks: one pool of every core, shared by the folds' threads (a fold
     # left alone gets all of it; the results do not depend on it); processes fit on their own
-    with block_pool(_cores(jobs) if backend == "threading" else 1) as blocks, threadpool_limits(threads), \
+    with block_pool(_cores(jobs) if backend == "threading" else 1) as blocks, threadpool_limits(1), \
             joblib_backend(backend, address=address, jobs=jobs, connect_timeout=connect_timeout):
         if halve:
             sub = _subset(y, seed)
