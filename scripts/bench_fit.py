@@ -279,26 +279,30 @@ def fashion_patches_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
     return patch_features(pixels.reshape(-1, 28, 28), seed=seed + 31), y
 
 
+def fashion_two_classes(n: int, seed: int, negative: int, positive: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` Fashion-MNIST training images of two classes in the seeded order ``seed``,
+    as pixels, and their labels (1 for ``positive``)."""
+    pixels, y = fashion_pixels(60000, seed)
+    keep = np.flatnonzero((y == negative) | (y == positive))[:n]
+    if len(keep) < n:
+        raise ValueError(f"Fashion-MNIST has {len(keep)} images of classes {negative} and {positive}, not {n}")
+    return pixels[keep], (y[keep] == positive).astype(np.int64)
+
+
 def fashion_shirts_binary(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``fashion_shirts_binary2048`` (session 5, after its final run): the one **binary** set.
+    """``fashion_shirts_binary2048`` (session 5, after its final run): the first **binary** set.
     Fashion-MNIST's two closest classes, T-shirt/top (0) and shirt (6), the first ``n`` of them in
     a seeded order of the training images, through a random CNN with other weights (seed 77)."""
-    pixels, y = fashion_pixels(60000, seed + 3)
-    keep = np.flatnonzero((y == 0) | (y == 6))[:n]
-    if len(keep) < n:
-        raise ValueError(f"Fashion-MNIST has {len(keep)} T-shirts and shirts, not {n}")
-    return random_cnn(pixels[keep], weights_seed=77), (y[keep] == 6).astype(np.int64)
+    pixels, y = fashion_two_classes(n, seed + 3, 0, 6)
+    return random_cnn(pixels, weights_seed=77), y
 
 
 def fashion_coats_binary_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``fashion_coats_binary_heldout2048`` (held out, session 6): two classes again. Pullovers (2)
     against coats (4), the first ``n`` of them in another seeded order of the training images,
     through the random CNN with other weights (seed 91)."""
-    pixels, y = fashion_pixels(60000, seed + 37)
-    keep = np.flatnonzero((y == 2) | (y == 4))[:n]
-    if len(keep) < n:
-        raise ValueError(f"Fashion-MNIST has {len(keep)} pullovers and coats, not {n}")
-    return random_cnn(pixels[keep], weights_seed=91), (y[keep] == 4).astype(np.int64)
+    pixels, y = fashion_two_classes(n, seed + 37, 2, 4)
+    return random_cnn(pixels, weights_seed=91), y
 
 
 def fashion_hog_binary_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -306,12 +310,9 @@ def fashion_hog_binary_heldout(n: int, seed: int = 0) -> tuple[np.ndarray, np.nd
     descriptors as ``fashion_hog_heldout1764`` (56 x 56 px, 1,764 values), another seeded order."""
     import cv2
 
-    pixels, y = fashion_pixels(60000, seed + 41)
-    keep = np.flatnonzero((y == 4) | (y == 6))[:n]
-    if len(keep) < n:
-        raise ValueError(f"Fashion-MNIST has {len(keep)} coats and shirts, not {n}")
-    big = np.stack([cv2.resize(im, (56, 56), interpolation=cv2.INTER_LINEAR) for im in pixels[keep].reshape(-1, 28, 28)])
-    return hog_features(big), (y[keep] == 6).astype(np.int64)
+    pixels, y = fashion_two_classes(n, seed + 41, 4, 6)
+    big = np.stack([cv2.resize(im, (56, 56), interpolation=cv2.INTER_LINEAR) for im in pixels.reshape(-1, 28, 28)])
+    return hog_features(big), y
 
 
 def randcnn_features(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
