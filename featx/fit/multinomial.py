@@ -21,7 +21,7 @@ The blocks' partial sums are added in block order, so a fit gives the same bits 
 threads: fits running at once (the search's folds) share one pool of threads, and a fit left alone
 (the last fold, the refit) gets all of them without changing its result. Two classes fit one
 logit, as scikit-learn's binary ``LogisticRegression`` (its ``HalfBinomialLoss``); on six binary
-tuning sets the preconditioned search needed 0.29-0.6x the row evaluations of scikit-learn's own
+tuning sets the preconditioned search needed 0.27-0.6x the row evaluations of scikit-learn's own
 binary fits.
 """
 
@@ -114,9 +114,9 @@ class Preconditioner:
     ``P = s0 (I - Q Q^T) + Q diag(s) Q^T``, ``Q`` (d x r) the features' top ``r`` principal
     directions. ``s_j = 1 / sqrt(c lambda_j + 1 / (C n))`` (``c`` = :data:`PRECOND_CURVATURE` / k,
     k = 2 for one logit; ``lambda_j`` the variance along direction ``j``; ``s0`` the same for the
-    mean variance of the other directions): in ``V`` the objective's curvature is about 1 along every direction, where
-    in ``W`` it spans the features' variances (345 to 0.04 on Fashion-MNIST CNN features) plus the
-    penalty.
+    mean variance of the other directions): in ``V`` the objective's curvature is about 1 along
+    every direction, where in ``W`` it spans the features' variances (345 to 0.04 on Fashion-MNIST
+    CNN features) plus the penalty.
 
     The problem does not change: the same loss and penalty of the same ``W``, only the variables
     L-BFGS walks in, so the minimum is the same model. What changes is the meaning of ``tol``: it
@@ -178,8 +178,8 @@ class Preconditioner:
 def fit(X, y, classes, C: float, *, tol: float, max_iter: int, coef=None, intercept=None,
         pool: BlockPool | None = None, precond: Preconditioner | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Minimize the objective for labels ``y`` among ``classes`` (sorted, two or more) from
-    ``(coef, intercept)`` (zeros when ``None``); returns ``(coef (k, d), intercept (k,), iterations)`` (k = 1 for two classes)
-    in ``X``'s dtype. ``pool``: threads for the row blocks (shared by the fits running at once: a fit
+    ``(coef, intercept)`` (zeros when ``None``); returns ``(coef (k, d), intercept (k,), iterations)``
+    in ``X``'s dtype (k = 1 for two classes). ``pool``: threads for the row blocks (shared by the fits running at once: a fit
     left alone gets every thread); ``None`` evaluates them in this thread. ``precond``: L-BFGS walks
     in its variables (:class:`Preconditioner`; ``tol`` bounds the gradient there)."""
     from scipy.optimize import minimize

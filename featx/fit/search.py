@@ -87,7 +87,7 @@ PEAK_MARGIN = 0.0025
 #: of scikit-learn's unpreconditioned paths at 2e-3 (their tolerance before, chosen in session 3)
 #: on six of them (1.25x on the 100-class set); 1e-2 took fewer still, but in one of two runs it
 #: chose a C on digits784 that scored 0.5 points lower on the test rows. On six binary tuning sets
-#: (session 6) 5e-3 took 0.29-0.6x the row evaluations of scikit-learn's binary paths at 2e-3.
+#: (session 6) 5e-3 took 0.27-0.6x the row evaluations of scikit-learn's binary paths at 2e-3.
 PRECOND_PATH_TOL = 5e-3
 #: A fold's path stops once this many consecutive C values scored below its best: the accuracy
 #: has passed its peak, and the larger C values (weaker regularization) are the slow fits. (It was
