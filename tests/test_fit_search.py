@@ -371,7 +371,7 @@ def test_fold_path_stops_past_the_peak_and_only_truncates_the_full_path():
     X, y = _noisy()
     X = (X - X.mean(0)) / X.std(0)
     train, test = np.arange(0, len(y), 2), np.arange(1, len(y), 2)
-    kw = dict(tol=1e-3, max_iter=1000, seed=0)
+    kw = dict(tol=1e-3, max_iter=1000)
     full = fold_path(X, y, train, test, list(DEFAULT_GRID), **kw)
     early = fold_path(X, y, train, test, list(DEFAULT_GRID), patience=3, **kw)
     n = len(early[0])

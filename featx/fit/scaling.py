@@ -56,8 +56,8 @@ def fit_standard(X, chunk_rows: int = 1024) -> StandardScaler:
     mean = total / max(1, n)
     if n == 0 or not np.isfinite(mean).all():
         sc = StandardScaler()
-        for a in range(0, len(X), CHUNK_ROWS):
-            sc.partial_fit(X[a : a + CHUNK_ROWS])
+        for a in range(0, len(X), chunk_rows):
+            sc.partial_fit(X[a : a + chunk_rows])
         return sc
     squares = np.zeros(d)
     for a in range(0, n, chunk_rows):

@@ -130,15 +130,13 @@ class PathResult:
         return float(self.mean_scores[self.best_index])
 
 
-def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42,
-            warm_start: bool = False):
+def make_lr(C: float = 1.0, *, tol: float = DEFAULT_TOL, max_iter: int = DEFAULT_MAX_ITER, seed: int = 42):
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, random_state=seed,
-                              warm_start=warm_start)
+    return LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter, random_state=seed)
 
 
-def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, factor=None, init=None,
+def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, factor=None, init=None,
               patience: int | None = None, pool=None, precond=None):
     """Fit one fold along ``Cs`` (ascending) with warm starts; accuracy on the held-out rows per C.
 
@@ -150,7 +148,7 @@ def fold_path(X, y, train, test, Cs, *, tol: float, max_iter: int, seed: int, fa
     are the slow fits); ``None`` walks the whole path. The fits are
     :class:`featx.fit.multinomial.WarmPath`'s (its row blocks on ``pool``'s threads when given;
     one logit for two classes); ``precond``: its :class:`~featx.fit.multinomial.Preconditioner`
-    (``None``: plain L-BFGS). ``seed`` is not used (the fits are deterministic).
+    (``None``: plain L-BFGS). No seed: the fits are deterministic.
     """
     import numpy as np
 
@@ -236,7 +234,7 @@ def cv_paths(X, y, Cs, *, factors: dict | None = None, cv: int = DEFAULT_CV, see
     folds = make_splits(y, cv=cv, seed=seed, holdout=holdout)
     tasks = [(name, tr, te) for name in factors for tr, te in folds]
     outs = Parallel(n_jobs=jobs)(  # a path's convergence is read from its iterations, not from warnings
-        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, seed=seed, factor=factors[name],
+        delayed(fold_path)(X, y, tr, te, Cs, tol=tol, max_iter=max_iter, factor=factors[name],
                            init=inits.get(name), patience=patience, pool=pool, precond=preconds.get(name))
         for name, tr, te in tasks
     )
